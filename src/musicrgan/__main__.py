@@ -1,0 +1,5 @@
+import sys
+
+from musicrgan.cli import main
+
+sys.exit(main())

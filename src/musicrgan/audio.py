@@ -1,0 +1,142 @@
+"""Decoding, resampling and writing audio: the only module that touches codecs.
+
+soundfile (libsndfile) decodes what it can at the file's own rate; ffmpeg decodes the rest
+(m4a/aac, opus, odd containers) and does every resampling, with the soxr resampler, whose
+steep anti-alias filter keeps content above the new Nyquist frequency out.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif",
+                    ".aiff", ".wma", ".webm", ".mp4"}
+# Formats whose libsndfile decoders we trust; the rest always go through ffmpeg.
+_SOUNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"}
+
+
+class AudioError(Exception):
+    """A file could not be decoded; the message says why in a few words."""
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """The system's ffmpeg if there is one, else the binary shipped in imageio-ffmpeg."""
+    found = os.environ.get("MUSICRGAN_FFMPEG") or shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # pragma: no cover - only without the wheel and without ffmpeg
+        raise AudioError("ffmpeg not found: install ffmpeg or `pip install imageio-ffmpeg`") from exc
+
+
+def _ffmpeg_decode(path: Path, rate: int) -> np.ndarray:
+    # Channels are kept and averaged here: ffmpeg's own stereo→mono downmix adds the two
+    # channels at -3 dB each, which makes mono content 3 dB louder than soundfile's average.
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+           "-vn", "-af", f"aresample={rate}:resampler=soxr", "-c:a", "pcm_f32le", "-f", "wav",
+           "pipe:1"]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        raise AudioError(_ffmpeg_reason(proc.stderr))
+    try:
+        frames, _ = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except Exception:
+        frames = np.zeros((0, 1), np.float32)
+    if frames.shape[0] == 0:
+        reason = _ffmpeg_reason(proc.stderr) if proc.stderr.strip() else "no audio stream"
+        raise AudioError(reason)
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def _ffmpeg_reason(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not lines:
+        return "ffmpeg could not decode it"
+    # ffmpeg prefixes messages with the file name; the last line is the useful one
+    return "ffmpeg: " + lines[-1].split(": ", 1)[-1][:200]
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Resample mono float32 audio with ffmpeg's soxr resampler (anti-aliased)."""
+    if rate_in == rate_out:
+        return np.asarray(audio, dtype=np.float32)
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+           "-f", "f32le", "-ar", str(rate_in), "-ac", "1", "-i", "pipe:0",
+           "-af", f"aresample={rate_out}:resampler=soxr", "-f", "f32le", "pipe:1"]
+    proc = subprocess.run(cmd, input=np.asarray(audio, "<f4").tobytes(), capture_output=True)
+    if proc.returncode != 0:
+        raise AudioError(_ffmpeg_reason(proc.stderr))
+    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+
+
+def load(path: str | os.PathLike, rate: int) -> np.ndarray:
+    """Decode any audio file to float32 mono at `rate` Hz. Raises AudioError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError("not a file")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+    if path.suffix.lower() in _SOUNDFILE_EXTENSIONS:
+        try:
+            audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception:
+            audio = None  # libsndfile refused it: ffmpeg may know better, and says why
+        else:
+            if audio.shape[0] == 0:
+                raise AudioError("no audio frames")
+            mono = audio.mean(axis=1, dtype=np.float32)
+            return resample(mono, file_rate, rate) if file_rate != rate else mono
+    return _ffmpeg_decode(path, rate)
+
+
+def duration(path: str | os.PathLike) -> float:
+    """Seconds of audio in a file soundfile can read (corpus wavs)."""
+    return sf.info(str(path)).duration
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
+    """Write 16-bit PCM wav atomically: a temporary name in the same folder, then rename.
+
+    A killed process leaves at most a hidden `.tmp` file, never a wav that looks whole.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, audio, rate, subtype="PCM_16", format="WAV")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,164 @@
+"""The `musicrgan` command. Each subcommand is a function whose docstring is its help.
+
+A user's mistake (a missing folder, a bad number) prints one line and exits 2; only our own
+bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import musicrgan  # noqa: F401  (sets TensorFlow's quiet logging before anything imports it)
+from musicrgan.data import CorpusError
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def cmd_convert(args) -> int:
+    """Convert audio files (wav, flac, ogg, mp3, m4a, opus, ...) into a corpus folder of mono
+    wavs: OUT/train, OUT/test, OUT/manifest.jsonl and OUT/failures.jsonl. Re-running converts
+    only new or changed files."""
+    from .corpus.convert import convert
+    for src in args.sources + (args.test or []):
+        if not Path(src).exists():
+            raise UsageError(f"input not found: {src}")
+    summary = convert([Path(s) for s in args.sources], Path(args.out), rate=args.rate,
+                      test_sources=[Path(s) for s in args.test] if args.test else None,
+                      test_fraction=args.test_fraction, min_seconds=args.min_seconds,
+                      jobs=args.jobs, retry_failed=args.retry_failed,
+                      progress=not args.quiet)
+    print(summary.line(Path(args.out)))
+    return 0 if summary.converted or summary.unchanged else 1
+
+
+def cmd_synth(args) -> int:
+    """Synthesize the built-in corpus: beat-aligned techno and acid loops (kick, claps or
+    snares, hats, an acid bass line), deterministic for a seed, labels in the manifest."""
+    from .corpus.synth import synth_corpus
+    entries = synth_corpus(Path(args.out), loops=args.loops, seconds=args.seconds,
+                           rate=args.rate, seed=args.seed, test_fraction=args.test_fraction,
+                           progress=not args.quiet)
+    print(f"{len(entries)} loops in {args.out} "
+          f"({sum(e['seconds'] for e in entries) / 60:.1f} min at {args.rate} Hz)")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """Show what a corpus folder holds: files and minutes per split, rate, labels."""
+    from .corpus.manifest import load_manifest, read_jsonl, FAILURES
+    from .data import corpus_files, CorpusError
+    corpus = Path(args.corpus)
+    try:
+        splits = {s: corpus_files(corpus, s) for s in ("train", "test")}
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from exc
+    for split, files in splits.items():
+        seconds = sum(f.frames / f.rate for f in files)
+        rates = sorted({f.rate for f in files})
+        print(f"{split:5s}: {len(files):4d} files, {seconds / 60:7.2f} min, rate {rates or '-'}")
+    entries = load_manifest(corpus)
+    synth = [e for e in entries if e.get("source") == "synth"]
+    if synth:
+        bpms = [e["bpm"] for e in synth]
+        keys = sorted({f"{e['key']} {e['scale']}" for e in synth})
+        print(f"synth loops: {len(synth)}, bpm {min(bpms)}-{max(bpms)}, "
+              f"{len(keys)} keys/scales: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}")
+        for e in synth[:args.show]:
+            bass = " ".join(n or "." for n in e["bass_pattern"])
+            print(f"  {e['path']}: {e['bpm']} bpm, {e['key']} {e['scale']}, kick "
+                  f"{e['kick_pattern']}, {e['backbeat']}, {e['bass_wave']} bass: {bass}")
+    failures = read_jsonl(corpus / FAILURES)
+    if failures:
+        print(f"failures: {len(failures)} (see {corpus / FAILURES})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="musicrgan", description=musicrgan.__doc__)
+    parser.add_argument("--version", action="version", version=musicrgan.__version__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name, func):
+        summary = " ".join(func.__doc__.split()).split(": ")[0].split(". ")[0]
+        p = sub.add_parser(name, help=summary, description=" ".join(func.__doc__.split()))
+        p.set_defaults(func=func)
+        return p
+
+    p = add("convert", cmd_convert)
+    p.add_argument("sources", nargs="+", metavar="SRC", help="audio files or folders (recursive)")
+    p.add_argument("out", metavar="OUT", help="corpus folder to write")
+    p.add_argument("--rate", type=_positive_int, default=16000, help="sample rate (Hz)")
+    p.add_argument("--test", nargs="+", metavar="SRC",
+                   help="explicit test inputs (then every SRC is train)")
+    p.add_argument("--test-fraction", type=_fraction, default=0.1,
+                   help="share of files hashed into test when --test is not given")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="shorter files are rejected")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument("--retry-failed", action="store_true", help="try earlier failures again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("synth", cmd_synth)
+    p.add_argument("out", metavar="OUT", help="corpus folder to write")
+    p.add_argument("--loops", type=_positive_int, default=32)
+    p.add_argument("--seconds", type=_positive_float, default=8.0,
+                   help="length of each loop, rounded to whole bars")
+    p.add_argument("--rate", type=_positive_int, default=16000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=_fraction, default=0.125)
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("info", cmd_info)
+    p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("--show", type=int, default=5, help="loops to describe")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, CorpusError) as exc:
+        print(f"musicrgan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"musicrgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""`musicrgan convert`: audio files of any format and rate → a corpus folder of mono wavs.
+
+Files are decoded in a process pool (one decode per core). Each wav is written under a
+temporary name and renamed when complete; only then is its manifest line appended. A killed
+run therefore leaves no wav that looks whole without being whole, and no manifest line
+without its file; running the same command again converts what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import audio
+from .manifest import (FAILURES, MANIFEST, append_jsonl, read_jsonl, rewrite_jsonl, split_for)
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is treated as silence
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path          # absolute source path
+    relative: str         # path relative to its input root (split hashing, output naming)
+    split: str | None     # forced split, or None to hash `relative`
+    size: int
+    mtime: float
+
+
+@dataclass
+class Summary:
+    converted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    previously_failed: int = 0
+    seconds: dict | None = None
+
+    def line(self, out: Path) -> str:
+        secs = self.seconds or {}
+        parts = [f"converted {self.converted}", f"unchanged {self.unchanged}",
+                 f"failed {self.failed + self.previously_failed}"]
+        audio_part = ", ".join(f"{s / 60:.1f} min in {k}" for k, s in sorted(secs.items()))
+        text = "; ".join(parts)
+        if audio_part:
+            text += f" | corpus: {audio_part}"
+        if self.failed + self.previously_failed:
+            text += f" | reasons in {out / FAILURES}"
+        return text
+
+
+def find_jobs(sources: list[Path], split: str | None) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Every file under the inputs, as jobs; names that are not audio files become failures."""
+    jobs, skipped = [], []
+    prefix_roots = len(sources) > 1
+    for root in sources:
+        root = Path(root)
+        if root.is_file():
+            files, base = [root], root.parent
+        elif root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file())
+            base = root
+        else:
+            raise FileNotFoundError(f"input not found: {root}")
+        for path in files:
+            rel = path.relative_to(base).as_posix()
+            if any(part.startswith(".") for part in Path(rel).parts):
+                continue  # hidden files and folders (.DS_Store, .git, our own temporaries)
+            if prefix_roots and root.is_dir():
+                rel = f"{root.resolve().name}/{rel}"
+            if path.suffix.lower() not in audio.AUDIO_EXTENSIONS:
+                skipped.append((path.resolve(), f"not an audio file ({path.suffix or 'no extension'})"))
+                continue
+            st = path.stat()
+            jobs.append(Job(path.resolve(), rel, split, st.st_size, st.st_mtime))
+    return jobs, skipped
+
+
+def _output_names(jobs: list[Job]) -> dict[Job, str]:
+    """`a/b.mp3` → `a/b.wav`; when two sources would share a name, the extension is kept."""
+    wanted: dict[str, list[Job]] = {}
+    for job in jobs:
+        wanted.setdefault(str(Path(job.relative).with_suffix(".wav")), []).append(job)
+    names = {}
+    for name, group in wanted.items():
+        for job in group:
+            names[job] = name if len(group) == 1 else job.relative + ".wav"
+    return names
+
+
+def convert_one(source: str, target: str, rate: int, min_seconds: float) -> dict:
+    """Decode, check and write one file. Runs in a worker process; never raises for bad input."""
+    try:
+        samples = audio.load(source, rate)
+    except audio.AudioError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a decoder crash on hostile input is still just a bad file
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    if not np.all(np.isfinite(samples)):
+        return {"error": "decoded audio contains NaN or infinite values"}
+    seconds = samples.size / rate
+    if seconds < min_seconds:
+        return {"error": f"too short ({seconds:.2f} s < --min-seconds {min_seconds:g})"}
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        return {"error": "silent (peak below -80 dBFS)"}
+    audio.write_wav(target, samples, rate)
+    return {"seconds": round(seconds, 4)}
+
+
+def _quiet_worker() -> None:
+    """Decoders (mpg123 inside libsndfile) print notes about damaged frames to stderr from C;
+    the failure reasons we record say what matters, so the workers' stderr is dropped."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    if folder.is_dir():
+        for tmp in folder.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def convert(train_sources: list[Path], out: Path, *, rate: int = 16000,
+            test_sources: list[Path] | None = None, test_fraction: float = 0.1,
+            min_seconds: float = 1.0, jobs: int | None = None, retry_failed: bool = False,
+            flat_split: str | None = None, progress: bool = True) -> Summary:
+    """Convert inputs into the corpus folder `out`.
+
+    Without `test_sources`, each file's split is a hash of its relative path
+    (`test_fraction` of files go to test). `flat_split` writes every wav straight into `out`
+    (the original convert_audio.py layout: one folder per split).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    if test_sources:
+        found = [find_jobs(train_sources, "train"), find_jobs(test_sources, "test")]
+    else:
+        found = [find_jobs(train_sources, flat_split)]
+    all_jobs = [j for js, _ in found for j in js]
+    not_audio = [s for _, sk in found for s in sk]
+
+    manifest_path, failures_path = out / MANIFEST, out / FAILURES
+    done = {}
+    for entry in read_jsonl(manifest_path):
+        if "source" in entry and (out / entry.get("path", "")).is_file():
+            done[entry["source"]] = entry
+    failed_before = {e["source"]: e for e in read_jsonl(failures_path) if "source" in e}
+
+    names = _output_names(all_jobs)
+    summary = Summary()
+    todo = []
+    for job in all_jobs:
+        split = job.split or split_for(job.relative, test_fraction)
+        rel_out = names[job] if flat_split else f"{split}/{names[job]}"
+        key = str(job.source)
+        prev = done.get(key)
+        if prev and prev.get("source_size") == job.size and prev.get("source_mtime") == job.mtime \
+                and prev.get("path") == rel_out and prev.get("rate") == rate:
+            summary.unchanged += 1
+            continue
+        prev_fail = failed_before.get(key)
+        if (prev_fail and not retry_failed and prev_fail.get("source_size") == job.size
+                and prev_fail.get("source_mtime") == job.mtime):
+            summary.previously_failed += 1
+            continue
+        todo.append((job, split, rel_out))
+
+    new_failures = [{"source": str(src), "reason": reason} for src, reason in not_audio]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(total=len(todo), unit="file", desc="convert", disable=not progress or not todo,
+               file=sys.stderr)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+            futures = {pool.submit(convert_one, str(job.source), str(out / rel_out), rate,
+                                   min_seconds): (job, split, rel_out)
+                       for job, split, rel_out in todo}
+            for future in as_completed(futures):
+                job, split, rel_out = futures[future]
+                result = future.result()
+                base = {"source": str(job.source), "source_size": job.size,
+                        "source_mtime": job.mtime}
+                if "error" in result:
+                    summary.failed += 1
+                    failure = {**base, "reason": result["error"]}
+                    new_failures.append(failure)
+                    append_jsonl(failures_path, failure)
+                else:
+                    summary.converted += 1
+                    entry = {"path": rel_out, "split": split, "seconds": result["seconds"],
+                             "rate": rate, **base}
+                    done[str(job.source)] = entry
+                    failed_before.pop(str(job.source), None)
+                    append_jsonl(manifest_path, entry)
+                bar.update(1)
+    finally:
+        bar.close()
+
+    # Compact both files: one line per source, sorted, written atomically.
+    entries = sorted(done.values(), key=lambda e: e["path"])
+    rewrite_jsonl(manifest_path, entries)
+    failures = {e["source"]: e for e in failed_before.values()}
+    failures.update({e["source"]: e for e in new_failures})
+    for ok in done:
+        failures.pop(ok, None)
+    rewrite_jsonl(failures_path, sorted(failures.values(), key=lambda e: e["source"]))
+    summary.failed += len(not_audio)
+    summary.seconds = {}
+    for entry in entries:
+        split = entry.get("split", "train")
+        summary.seconds[split] = summary.seconds.get(split, 0.0) + entry.get("seconds", 0.0)
+    return summary

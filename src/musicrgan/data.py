@@ -1,0 +1,160 @@
+"""Streaming windows from a corpus folder: the tf.data pipeline for corpora of any size.
+
+Only the frames of each window are read from disk (soundfile seeks inside the wav), so
+memory does not grow with the corpus. Training draws random offsets, weighted by how many
+windows each file holds; evaluation walks every file in order. The train and test splits
+are separate folders and separate pipelines: a window never crosses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .corpus.manifest import split_files
+
+
+class CorpusError(Exception):
+    """The corpus cannot feed the request; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class WavFile:
+    path: str
+    frames: int
+    rate: int
+
+
+def corpus_files(corpus: str | Path, split: str) -> list[WavFile]:
+    corpus = Path(corpus)
+    if not corpus.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus} (make one with `musicrgan convert` "
+                          "or `musicrgan synth`)")
+    files = []
+    for path in split_files(corpus, split):
+        info = sf.info(str(path))
+        files.append(WavFile(str(path), info.frames, info.samplerate))
+    return files
+
+
+def corpus_rate(corpus: str | Path) -> int:
+    """The sample rate shared by the corpus's wavs."""
+    rates = {f.rate for s in ("train", "test") for f in corpus_files(corpus, s)}
+    if not rates:
+        raise CorpusError(f"no wav files in {corpus}/train or {corpus}/test")
+    if len(rates) > 1:
+        raise CorpusError(f"corpus {corpus} mixes sample rates {sorted(rates)}; convert it again "
+                          "with one --rate")
+    return rates.pop()
+
+
+def read_window(path: str, start: int, length: int) -> np.ndarray:
+    """`length` frames from `start`, zero-padded past the end of the file."""
+    with sf.SoundFile(path) as fh:
+        fh.seek(start)
+        data = fh.read(length, dtype="float32", always_2d=True)
+    window = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if window.size < length:
+        window = np.pad(window, (0, length - window.size))
+    return window
+
+
+class WindowSource:
+    """The windows one split of a corpus can give, as plain Python (tf.data wraps it)."""
+
+    def __init__(self, corpus: str | Path, split: str, window: int, *, pad_short: bool = False,
+                 hop: int | None = None):
+        self.corpus, self.split, self.window = Path(corpus), split, int(window)
+        if self.window <= 0:
+            raise CorpusError(f"window must be positive, got {window}")
+        self.hop = int(hop or window)
+        all_files = corpus_files(corpus, split)
+        self.files = [f for f in all_files if f.frames >= self.window or (pad_short and f.frames)]
+        if not self.files:
+            rate = all_files[0].rate if all_files else 16000
+            if not all_files:
+                raise CorpusError(f"no wav files in {self.corpus / split}")
+            longest = max(f.frames for f in all_files)
+            raise CorpusError(
+                f"no file in {self.corpus / split} is as long as the window of {self.window} "
+                f"samples ({self.window / rate:.2f} s); the longest is {longest} samples "
+                f"({longest / rate:.2f} s): use a shorter window or pad short files")
+        # windows each file offers at random offsets (at least one when padded)
+        self.weights = np.array([max(1, f.frames - self.window + 1) for f in self.files],
+                                dtype=np.float64)
+        self.weights /= self.weights.sum()
+
+    @property
+    def rate(self) -> int:
+        return self.files[0].rate
+
+    def sequential_positions(self) -> list[tuple[int, int]]:
+        """(file index, start) of every window in order, hop apart; the tail is padded."""
+        positions = []
+        for i, f in enumerate(self.files):
+            last = max(0, f.frames - self.window)
+            starts = list(range(0, last + 1, self.hop))
+            if f.frames > self.window and starts[-1] < last and f.frames - starts[-1] > self.window:
+                starts.append(starts[-1] + self.hop)  # partial last window, zero-padded
+            positions += [(i, s) for s in starts]
+        return positions
+
+    def count_distinct(self) -> int:
+        """Non-overlapping windows in the split: its size in windows."""
+        return sum(max(1, f.frames // self.window) for f in self.files)
+
+    def random_windows(self, seed: int | None):
+        rng = np.random.default_rng(seed)
+        while True:
+            i = rng.choice(len(self.files), p=self.weights)
+            f = self.files[i]
+            start = int(rng.integers(0, max(1, f.frames - self.window + 1)))
+            yield read_window(f.path, start, self.window)
+
+    def sequential_windows(self):
+        for i, start in self.sequential_positions():
+            yield read_window(self.files[i].path, start, self.window)
+
+
+def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int, *,
+                   training: bool = True, steps: int | None = None, seed: int | None = None,
+                   shuffle_buffer: int = 0, pad_short: bool = False, hop: int | None = None,
+                   deterministic: bool | None = None, prefetch: bool = True):
+    """A batched `tf.data.Dataset` of float32 windows, shape (batch_size, window).
+
+    training=True: random offsets, `steps` batches per pass (default: one pass's worth of
+    distinct windows). training=False: every window in order (hop apart), once.
+    A seed makes it deterministic; without one each pass differs.
+    """
+    import tensorflow as tf
+
+    source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop)
+    distinct = source.count_distinct()
+    if distinct < batch_size:
+        raise CorpusError(
+            f"{source.corpus / split} holds only {distinct} window(s) of {window} samples, fewer "
+            f"than one batch of {batch_size}: use a smaller batch or window, or more audio")
+    spec = tf.TensorSpec(shape=(window,), dtype=tf.float32)
+    if training:
+        n_batches = steps or max(1, distinct // batch_size)
+        passes = iter(range(2**62))
+
+        def windows():
+            # each pass over the dataset (each epoch) draws new offsets; with a seed the
+            # sequence of passes is the same on every run
+            yield from source.random_windows(None if seed is None else [seed, next(passes)])
+
+        ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
+        ds = ds.take(n_batches * batch_size)
+    else:
+        ds = tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    options = tf.data.Options()
+    options.deterministic = deterministic if deterministic is not None else seed is not None
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds

@@ -1,0 +1,61 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from musicrgan.audio import ffmpeg_exe  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chord(seconds: float, rate: int, freqs=(220.0, 330.0, 440.0), amp=0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs)
+    return (amp * x).astype(np.float32)
+
+
+def encode(path: Path, audio: np.ndarray, rate: int, channels: int = 1) -> Path:
+    """Encode float audio into any format ffmpeg knows from the extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.repeat(audio[:, None], channels, axis=1) if channels > 1 else audio
+    cmd = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(rate),
+           "-ac", str(channels), "-i", "pipe:0", str(path)]
+    subprocess.run(cmd, input=np.ascontiguousarray(data, "<f4").tobytes(), check=True)
+    return path
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, rate, subtype="PCM_16")
+    return path
+
+
+def run_cli(*args, cwd=None, timeout=600):
+    """The real command line, in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "musicrgan", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+
+
+@pytest.fixture(scope="session")
+def techno(tmp_path_factory) -> Path:
+    """A small built-in corpus shared by the tests that only read it."""
+    from musicrgan.corpus.synth import synth_corpus
+    out = tmp_path_factory.mktemp("techno")
+    synth_corpus(out, loops=6, seconds=4, rate=8000, seed=3, test_fraction=0.34)
+    return out
