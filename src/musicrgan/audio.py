@@ -1,7 +1,7 @@
 """Decoding, resampling and writing audio: the only module that touches codecs.
 
-soundfile (libsndfile) decodes what it can at the file's own rate; ffmpeg decodes the rest
-(m4a/aac, opus, odd containers) and does every resampling, with the soxr resampler, whose
+soundfile (libsndfile) decodes files already at the target rate; ffmpeg decodes the rest
+(other rates, m4a/aac, opus, odd containers) and does every resampling, with the soxr resampler, whose
 steep anti-alias filter keeps content above the new Nyquist frequency out.
 """
 
@@ -41,11 +41,30 @@ def ffmpeg_exe() -> str:
         raise AudioError("ffmpeg not found: install ffmpeg or `pip install imageio-ffmpeg`") from exc
 
 
-def _ffmpeg_decode(path: Path, rate: int) -> np.ndarray:
-    # Channels are kept and averaged here: ffmpeg's own stereo→mono downmix adds the two
-    # channels at -3 dB each, which makes mono content 3 dB louder than soundfile's average.
+def _probe(path: Path) -> sf._SoundFileInfo | None:
+    """Rate and channels from libsndfile when it knows the format (cheap: header only)."""
+    if path.suffix.lower() not in _SOUNDFILE_EXTENSIONS:
+        return None
+    try:
+        return sf.info(str(path))
+    except Exception:
+        return None
+
+
+def _mono_filter(channels: int | None, rate: int) -> str:
+    # An explicit average: ffmpeg's own `-ac 1` downmix weights channels by layout (-3 dB
+    # each for stereo), which would make stereo sources 3 dB louder than mono ones.
+    resample = f"aresample={rate}:resampler=soxr"
+    if not channels or channels == 1:
+        return resample
+    mix = "+".join(f"{1 / channels:.8f}*c{i}" for i in range(channels))
+    return f"pan=mono|c0={mix},{resample}"
+
+
+def _ffmpeg_decode(path: Path, rate: int, channels: int | None) -> np.ndarray:
+    # Unknown channel count (formats libsndfile can't read): keep every channel, average here.
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-vn", "-af", f"aresample={rate}:resampler=soxr", "-c:a", "pcm_f32le", "-f", "wav",
+           "-vn", "-af", _mono_filter(channels, rate), "-c:a", "pcm_f32le", "-f", "wav",
            "pipe:1"]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
@@ -57,7 +76,7 @@ def _ffmpeg_decode(path: Path, rate: int) -> np.ndarray:
     if frames.shape[0] == 0:
         reason = _ffmpeg_reason(proc.stderr) if proc.stderr.strip() else "no audio stream"
         raise AudioError(reason)
-    return frames.mean(axis=1, dtype=np.float32)
+    return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
 
 
 def _ffmpeg_reason(stderr: bytes) -> str:
@@ -83,22 +102,47 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 def load(path: str | os.PathLike, rate: int) -> np.ndarray:
     """Decode any audio file to float32 mono at `rate` Hz. Raises AudioError."""
+    path = _check_file(path)
+    info = _probe(path)
+    if info is not None and info.samplerate == rate:
+        audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        if audio.shape[0] == 0:
+            raise AudioError("no audio frames")
+        return audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+    # one ffmpeg process decodes and resamples: cheaper than decoding here and piping back
+    return _ffmpeg_decode(path, rate, info.channels if info else None)
+
+
+def transcode(path: str | os.PathLike, target: str | os.PathLike, rate: int) -> None:
+    """Decode `path` into a 16-bit mono wav at `rate`, written to `target` (not atomically:
+    callers write to a temporary name). The fast path is one ffmpeg process writing the wav
+    itself, as the original conversion script did."""
+    path = _check_file(path)
+    info = _probe(path)
+    if info is None or info.samplerate == rate:
+        _write_pcm16(target, load(path, rate), rate)
+        return
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(path),
+           "-vn", "-af", _mono_filter(info.channels, rate), "-c:a", "pcm_s16le", "-f", "wav",
+           str(target)]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        Path(target).unlink(missing_ok=True)
+        raise AudioError(_ffmpeg_reason(proc.stderr))
+
+
+def _check_file(path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise AudioError("not a file")
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
-    if path.suffix.lower() in _SOUNDFILE_EXTENSIONS:
-        try:
-            audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception:
-            audio = None  # libsndfile refused it: ffmpeg may know better, and says why
-        else:
-            if audio.shape[0] == 0:
-                raise AudioError("no audio frames")
-            mono = audio.mean(axis=1, dtype=np.float32)
-            return resample(mono, file_rate, rate) if file_rate != rate else mono
-    return _ffmpeg_decode(path, rate)
+    return path
+
+
+def _write_pcm16(target, audio: np.ndarray, rate: int) -> None:
+    sf.write(str(target), np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), rate,
+             subtype="PCM_16", format="WAV")
 
 
 def duration(path: str | os.PathLike) -> float:
@@ -110,16 +154,14 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
     """Write 16-bit PCM wav atomically: a temporary name in the same folder, then rename.
 
     A killed process leaves at most a hidden `.tmp` file, never a wav that looks whole.
+    (No fsync: rename is atomic against a killed process, which is what we guard against.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, audio, rate, subtype="PCM_16", format="WAV")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_pcm16(tmp, audio, rate)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

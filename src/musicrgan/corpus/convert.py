@@ -8,13 +8,16 @@ without its file; running the same command again converts what is missing.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from .. import audio
@@ -94,26 +97,44 @@ def _output_names(jobs: list[Job]) -> dict[Job, str]:
 
 def convert_one(source: str, target: str, rate: int, min_seconds: float) -> dict:
     """Decode, check and write one file. Runs in a worker process; never raises for bad input."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem[:40]}.", suffix=".tmp")
+    os.close(fd)
     try:
-        samples = audio.load(source, rate)
-    except audio.AudioError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:  # a decoder crash on hostile input is still just a bad file
-        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
-    if not np.all(np.isfinite(samples)):
-        return {"error": "decoded audio contains NaN or infinite values"}
-    seconds = samples.size / rate
-    if seconds < min_seconds:
-        return {"error": f"too short ({seconds:.2f} s < --min-seconds {min_seconds:g})"}
-    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
-        return {"error": "silent (peak below -80 dBFS)"}
-    audio.write_wav(target, samples, rate)
-    return {"seconds": round(seconds, 4)}
+        try:
+            audio.transcode(source, tmp, rate)
+            samples, _ = sf.read(tmp, dtype="float32")
+        except audio.AudioError as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # a decoder crash on hostile input is still just a bad file
+            return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        seconds = samples.size / rate
+        if samples.size == 0:
+            return {"error": "no audio frames"}
+        if seconds < min_seconds:
+            return {"error": f"too short ({seconds:.2f} s < --min-seconds {min_seconds:g})"}
+        if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+            return {"error": "silent (peak below -80 dBFS)"}
+        os.replace(tmp, target)
+        return {"seconds": round(seconds, 4)}
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
-def _quiet_worker() -> None:
+def _init_worker(cores: list[int], counter) -> None:
     """Decoders (mpg123 inside libsndfile) print notes about damaged frames to stderr from C;
-    the failure reasons we record say what matters, so the workers' stderr is dropped."""
+    the failure reasons we record say what matters, so the workers' stderr is dropped.
+
+    Each worker is pinned to one core, and so is the ffmpeg it starts: ffmpeg's CLI runs
+    demuxer, decoder, filters and muxer on separate threads that hand every packet over
+    through futexes, which costs more than it gains once every core already has a file.
+    """
+    if cores and hasattr(os, "sched_setaffinity"):
+        with counter.get_lock():
+            slot = counter.value
+            counter.value += 1
+        os.sched_setaffinity(0, {cores[slot % len(cores)]})
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
@@ -176,10 +197,14 @@ def convert(train_sources: list[Path], out: Path, *, rate: int = 16000,
     bar = tqdm(total=len(todo), unit="file", desc="convert", disable=not progress or not todo,
                file=sys.stderr)
     try:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        pin = cores if workers >= len(cores) > 1 else []
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(pin, multiprocessing.Value("i", 0))) as pool:
             futures = {pool.submit(convert_one, str(job.source), str(out / rel_out), rate,
                                    min_seconds): (job, split, rel_out)
-                       for job, split, rel_out in todo}
+                       # largest first, so no long file is left running alone at the end
+                       for job, split, rel_out in sorted(todo, key=lambda t: -t[0].size)}
             for future in as_completed(futures):
                 job, split, rel_out = futures[future]
                 result = future.result()
