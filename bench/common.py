@@ -34,6 +34,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    musicrgan.import_tensorflow()
     versions = {}
     for mod in ("numpy", "soundfile", "tensorflow", "keras"):
         try:

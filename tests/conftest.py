@@ -8,7 +8,6 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from musicrgan.audio import ffmpeg_exe  # noqa: E402
 

@@ -104,6 +104,72 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _load_config_file(path: str | None, sets: list[str] | None) -> dict:
+    import yaml
+    values = {}
+    if path:
+        if not Path(path).is_file():
+            raise UsageError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(values, dict):
+            raise UsageError(f"{path} must hold a mapping of config keys to values")
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+def cmd_train(args) -> int:
+    """Train a model: `train new RUN --model FAMILY --data CORPUS` starts a run folder,
+    `train continue RUN` resumes it from its last complete epoch. History is kept across
+    sessions in RUN/history.csv."""
+    from .runs import RunError, TrainingStopped, train
+    try:
+        if args.action == "new":
+            if not args.model or not args.data:
+                raise UsageError("train new needs --model FAMILY and --data CORPUS")
+            overrides = _load_config_file(args.config, args.set)
+            state = train(Path(args.run), args.epochs, family_name=args.model, data=args.data,
+                          config_overrides=overrides, new=True)
+        else:
+            if args.model or args.data or args.config or args.set:
+                raise UsageError("train continue takes the run's frozen config; leave out "
+                                 "--model, --data, --config and --set")
+            state = train(Path(args.run), args.epochs)
+    except RunError as exc:
+        raise UsageError(str(exc)) from exc
+    except TrainingStopped as exc:
+        print(f"musicrgan train: {exc}", file=sys.stderr)
+        return 1
+    last = state["history"][-1] if state["history"] else {}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "loss" in k)
+    print(f"{args.run}: {state['epochs_done']} epochs done ({summary}); "
+          f"history in {Path(args.run) / 'history.csv'}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    """Generate new audio from a trained run: n songs in one batch, written as wavs at the
+    model's sample rate. Same seed, same output."""
+    from .generate import generate
+    from .runs import RunError
+    try:
+        paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
+                         prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
+                         window=args.window, temperature=args.temperature, seed=args.seed,
+                         checkpoint=args.checkpoint, progress=not args.quiet)
+    except RunError as exc:
+        raise UsageError(str(exc)) from exc
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="musicrgan", description=musicrgan.__doc__)
     parser.add_argument("--version", action="version", version=musicrgan.__version__)
@@ -141,6 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("info", cmd_info)
     p.add_argument("corpus", metavar="CORPUS")
     p.add_argument("--show", type=int, default=5, help="loops to describe")
+    p = add("train", cmd_train)
+    p.add_argument("action", choices=["new", "continue"])
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--model", help="model family (new): sample-lstm, fft-lstm, lstm-gan")
+    p.add_argument("--data", help="corpus folder (new)")
+    p.add_argument("--config", help="YAML file of config keys (new); see configs/")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config key (new)")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs to run now")
+
+    p = add("generate", cmd_generate)
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--out", default="results", help="output folder (default: results)")
+    p.add_argument("--n", type=int, default=3, help="songs, generated in one batch")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--prime", metavar="FILE", help="audio file whose start primes the model")
+    p.add_argument("--prime-from-corpus", action="store_true",
+                   help="prime with clips from the run's corpus (default for primed families)")
+    p.add_argument("--window", type=float, help="seconds of priming audio")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 

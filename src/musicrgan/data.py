@@ -129,11 +129,12 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     distinct windows). training=False: every window in order (hop apart), once.
     A seed makes it deterministic; without one each pass differs.
     """
-    import tensorflow as tf
+    from . import import_tensorflow
+    tf = import_tensorflow()
 
     source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop)
     distinct = source.count_distinct()
-    if distinct < batch_size:
+    if training and distinct < batch_size:
         raise CorpusError(
             f"{source.corpus / split} holds only {distinct} window(s) of {window} samples, fewer "
             f"than one batch of {batch_size}: use a smaller batch or window, or more audio")

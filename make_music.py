@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The original musicrgan generation command, kept working:
+
+    python make_music.py <model_path> <input_window> <bitrate> <num songs> <savepath>
+
+What the arguments mean now:
+  <model_path>    a run folder (from `musicrgan train new` or train_model.py)
+  <input_window>  samples of priming audio, taken from the run's corpus, fed to the model
+                  before it generates (families that generate from noise ignore it)
+  <bitrate>       the sample rate of the written wavs, in Hz; the model generates at its own
+                  rate and the result is resampled if they differ (the original hard-coded
+                  22000 Hz whatever the model was trained on)
+  <num songs>     songs to generate, all in one batch
+  <savepath>      the folder the wavs go to
+Each song is 10 seconds; `musicrgan generate` offers --seconds, --seed and --temperature.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+USAGE = "usage: python make_music.py <model_path> <input_window> <bitrate> <num songs> <savepath>"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 5:
+        print(f"{USAGE}\nmake_music.py: error: expected 5 arguments, got {len(argv)}",
+              file=sys.stderr)
+        return 2
+    model_path, window, rate, n, save_path = argv
+    if not (window.isdigit() and rate.isdigit() and n.isdigit()) or int(rate) == 0:
+        print("make_music.py: error: <input_window>, <bitrate> and <num songs> must be "
+              "positive whole numbers", file=sys.stderr)
+        return 2
+    from musicrgan.cli import UsageError
+    from musicrgan.generate import generate
+    from musicrgan.runs import RunError, load_run_config, make_family
+    try:
+        family = make_family(load_run_config(Path(model_path)))
+        window_s = int(window) / family.rate if family.takes_prime else None
+        paths = generate(Path(model_path), Path(save_path), n=int(n), seconds=10.0,
+                         window=window_s, rate=int(rate), prime_from_corpus=family.takes_prime)
+    except (RunError, UsageError) as exc:
+        print(f"make_music.py: error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,63 @@
+"""Features shared by the model families, in keras.ops so they run inside tf.data maps,
+models and compiled generation loops alike: mu-law companding and FFT blocks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import import_tensorflow
+
+tf = import_tensorflow()
+from keras import ops  # noqa: E402
+
+
+def mu_law_encode(x, classes: int = 256):
+    """[-1, 1] floats → integer classes 0..classes-1 (8-bit mu-law for 256)."""
+    mu = classes - 1
+    x = ops.clip(x, -1.0, 1.0)
+    y = ops.sign(x) * ops.log1p(mu * ops.abs(x)) / math.log1p(mu)
+    return ops.cast(ops.floor((y + 1.0) / 2.0 * mu + 0.5), "int32")
+
+
+def mu_law_decode(k, classes: int = 256):
+    """Integer classes → [-1, 1] floats (the inverse of mu_law_encode, up to quantization)."""
+    mu = classes - 1
+    y = 2.0 * ops.cast(k, "float32") / mu - 1.0
+    return ops.sign(y) * (ops.power(1.0 + mu, ops.abs(y)) - 1.0) / mu
+
+
+def frame(x, block: int, hop: int):
+    """(batch, samples) → (batch, frames, block), frames `hop` apart. (tf.signal: keras.ops
+    has no framing op that takes a length known only at run time.)"""
+    return tf.signal.frame(x, block, hop, axis=-1)
+
+
+def analysis_window(block: int, overlap: bool):
+    """sqrt-Hann for 50 % overlap: analysis × synthesis windows sum to one (perfect OLA)."""
+    if not overlap:
+        return np.ones(block, np.float32)
+    return np.sqrt(np.hanning(block + 1)[:-1]).astype(np.float32)
+
+
+def fft_features(frames, block: int):
+    """(..., block) waveform frames → (..., block + 2) = [real, imag] of the rFFT, scaled to
+    about unit size so one learning rate suits every block size."""
+    real, imag = ops.rfft(frames)
+    return ops.concatenate([real, imag], axis=-1) / math.sqrt(block)
+
+
+def inverse_fft_features(features, block: int):
+    half = block // 2 + 1
+    real, imag = features[..., :half], features[..., half:]
+    return ops.irfft((real, imag), fft_length=block) * math.sqrt(block)
+
+
+def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """(batch, frames, block) → (batch, samples), summing frames placed `hop` apart."""
+    batch, n, block = frames.shape
+    out = np.zeros((batch, (n - 1) * hop + block), np.float32)
+    for i in range(n):
+        out[:, i * hop:i * hop + block] += frames[:, i]
+    return out

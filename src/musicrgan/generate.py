@@ -1,0 +1,66 @@
+"""`musicrgan generate`: new audio from a trained run, all songs in one batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import audio
+from .runs import BEST, MODEL, RunError, corpus_prime, load_model, load_run_config, make_family
+
+
+def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
+             prime_file: str | None = None, prime_from_corpus: bool = False,
+             window: float | None = None, temperature: float = 1.0, seed: int = 0,
+             checkpoint: str = "best", rate: int | None = None,
+             progress: bool = True) -> list[Path]:
+    """Write n wavs of `seconds` each into `out`; returns their paths."""
+    run, out = Path(run), Path(out)
+    if n < 1:
+        raise RunError(f"--n must be at least 1, got {n}")
+    if not seconds > 0:
+        raise RunError(f"--seconds must be positive, got {seconds}")
+    run_config = load_run_config(run)
+    family = make_family(run_config)
+    path = run / (BEST if checkpoint == "best" and (run / BEST).exists() else MODEL)
+    model = load_model(path, family)
+    samples = int(round(seconds * family.rate))
+
+    prime = None
+    prime_len = int(round(window * family.rate)) if window else family.prime_length()
+    if window is not None and window <= 0:
+        raise RunError(f"--window must be positive, got {window}")
+    if (prime_file or prime_from_corpus) and not family.takes_prime:
+        raise RunError(f"{family.name} generates from noise and takes no prime; "
+                       "leave out --prime and --prime-from-corpus")
+    if prime_file:
+        try:
+            source = audio.load(prime_file, family.rate)
+        except audio.AudioError as exc:
+            raise RunError(f"cannot read the priming file {prime_file}: {exc}") from exc
+        if source.size < prime_len:
+            raise RunError(f"the window of {prime_len / family.rate:.2f} s is longer than the "
+                           f"priming file {prime_file} ({source.size / family.rate:.2f} s): "
+                           "use a shorter --window")
+        prime = np.stack([source[:prime_len]] * n)
+    elif prime_from_corpus or family.takes_prime:
+        prime = corpus_prime(run_config["data"], family, n, prime_len, seed)
+
+    bar = tqdm(total=samples, unit="sample", unit_scale=True, desc="generate", file=sys.stderr,
+               disable=not progress or seconds < 5)
+    try:
+        clips = family.generate(model, n, samples, prime, temperature, seed, progress=bar.update)
+    finally:
+        bar.close()
+    out_rate = rate or family.rate
+    paths = []
+    for i, clip in enumerate(clips):
+        if out_rate != family.rate:
+            clip = audio.resample(clip, family.rate, out_rate)
+        path = out / f"{run.name}_{family.name}_seed{seed}_{i + 1}.wav"
+        audio.write_wav(path, clip, out_rate)
+        paths.append(path)
+    return paths

@@ -1,0 +1,283 @@
+"""A training run is a folder:
+
+    config.yaml      family, corpus, rate and the family's config, frozen at `train new`
+    model.keras      the last complete epoch (weights and optimizer state)
+    best.keras       the epoch with the best validation loss
+    state.json       epochs done, the history of every epoch, early-stopping counters
+    history.csv      every epoch of every session, rewritten from state.json
+    tensorboard/     TensorBoard logs
+    samples/         audio written at chosen epochs
+
+An epoch is committed in one atomic step: the model goes to `.pending-E.keras`, then
+`state.json` (which says E is done and holds its history row) is replaced, then the
+pending file is renamed to `model.keras`. Killed anywhere in between, `continue` finds
+either the old state (the pending file is discarded and epoch E runs again) or the new one
+(the rename is finished). Each finished epoch is in the history exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import audio, import_tensorflow
+from .audio import atomic_write_text
+from .data import CorpusError, corpus_rate, window_dataset, WindowSource
+
+CONFIG, MODEL, BEST, STATE, HISTORY = "config.yaml", "model.keras", "best.keras", "state.json", "history.csv"
+
+
+class RunError(Exception):
+    """A run folder that cannot be used as asked; the message says what to do."""
+
+
+class TrainingStopped(Exception):
+    """Training ended for a reason the user must hear (NaN loss); exit status 1."""
+
+
+def load_run_config(run: Path) -> dict:
+    path = Path(run) / CONFIG
+    if not Path(run).is_dir():
+        raise RunError(f"run folder not found: {run} (start one with `musicrgan train new`)")
+    if not path.is_file():
+        raise RunError(f"{run} is not a run folder: it has no {CONFIG}")
+    return yaml.safe_load(path.read_text())
+
+
+def read_state(run: Path) -> dict:
+    path = Path(run) / STATE
+    if not path.exists():
+        return {"epochs_done": 0, "history": [], "best": None, "wait": 0, "sessions": 0}
+    return json.loads(path.read_text())
+
+
+def make_family(run_config: dict):
+    from .models import get_family
+    from .models.base import ConfigError
+    cls = get_family(run_config["family"])
+    try:
+        config = cls.Config.from_dict(run_config.get("config"))
+    except (ConfigError, TypeError) as exc:
+        raise RunError(str(exc)) from exc
+    return cls(config, run_config["rate"])
+
+
+def load_model(path: Path, family):
+    """Load a `.keras` checkpoint with safe_mode on, compiled for training."""
+    import_tensorflow()
+    import keras
+    import zipfile
+    if not path.is_file():
+        raise RunError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"{path} is not a Keras model file")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=True)
+    except Exception as exc:
+        raise RunError(f"{path} could not be loaded as a model: {str(exc).splitlines()[0][:200]}")
+    if getattr(model, "optimizer", None) is None:
+        family.compile(model)
+    return model
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _recover(run: Path, state: dict) -> None:
+    """Finish or discard what a killed process left half-done."""
+    done = state["epochs_done"]
+    for pending in sorted(run.glob(".pending-*.keras")):
+        epoch = int(pending.stem.split("-")[1].split(".")[0])
+        if epoch == done:
+            os.replace(pending, run / MODEL)  # state was committed; finish the rename
+        else:
+            pending.unlink()
+    for tmp in run.glob(".*.tmp*"):
+        tmp.unlink()
+    write_history_csv(run, state)
+
+
+def write_history_csv(run: Path, state: dict) -> None:
+    rows = state["history"]
+    keys = ["epoch", "session"]
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run / HISTORY, out.getvalue())
+
+
+def read_history(run: Path) -> list[dict]:
+    with open(Path(run) / HISTORY, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _make_callback(run: Path, family, state: dict, session: int):
+    import keras
+
+    class RunCallback(keras.callbacks.Callback):
+        """Commits each finished epoch; stops on NaN; early stopping; audio samples."""
+
+        def __init__(self):
+            super().__init__()
+            self.nan_at = None
+            self.stopped_early = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            values = [v for k, v in (logs or {}).items() if "loss" in k]
+            if any(not math.isfinite(float(v)) for v in values):
+                self.nan_at = (self.epoch_number, batch + 1)
+                self.model.stop_training = True
+
+        @property
+        def epoch_number(self):
+            return state["epochs_done"] + 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            if self.nan_at or any(not math.isfinite(v) for v in logs.values()):
+                self.nan_at = self.nan_at or (self.epoch_number, None)
+                self.model.stop_training = True
+                return  # never commit a poisoned epoch
+            number = self.epoch_number
+            row = {"epoch": number, "session": session, **{k: round(v, 6) for k, v in logs.items()},
+                   "seconds": round(time.time() - self.started, 2)}
+            monitored = logs.get(family.monitor)
+            improved = monitored is not None and (state["best"] is None or monitored < state["best"])
+            if improved:
+                _save_model(self.model, run / BEST)
+            pending = run / f".pending-{number}.keras"
+            self.model.save(pending)
+            new_state = {**state, "epochs_done": number, "history": state["history"] + [row],
+                         "best": monitored if improved else state["best"],
+                         "wait": 0 if improved else state["wait"] + 1}
+            atomic_write_text(run / STATE, json.dumps(new_state, indent=1))
+            os.replace(pending, run / MODEL)
+            state.update(new_state)
+            write_history_csv(run, state)
+            c = family.config
+            if c.sample_every and number % c.sample_every == 0:
+                self.write_sample(number)
+            if c.patience and monitored is not None and state["wait"] >= c.patience:
+                self.stopped_early = True
+                self.model.stop_training = True
+
+        def write_sample(self, number):
+            samples = int(family.config.sample_seconds * family.rate)
+            clip = family.generate(self.model, 1, samples, None, 1.0, seed=number)
+            audio.write_wav(run / "samples" / f"epoch_{number:04d}.wav", clip[0], family.rate)
+
+    return RunCallback()
+
+
+def train(run: Path, epochs: int, *, family_name: str | None = None, data: str | None = None,
+          config_overrides: dict | None = None, new: bool = False, verbose: int | None = None) -> dict:
+    """`train new` (new=True, with family_name and data) or `train continue`. Returns state."""
+    run = Path(run)
+    if new:
+        if (run / CONFIG).exists():
+            raise RunError(f"{run} already holds a run; use `musicrgan train continue {run}` "
+                           "or choose another folder")
+        from .models import get_family
+        try:
+            cls = get_family(family_name)
+        except KeyError as exc:
+            raise RunError(exc.args[0]) from exc
+        rate = corpus_rate(data)
+        from .models.base import ConfigError
+        try:
+            config = cls.Config.from_dict(config_overrides)
+        except (ConfigError, TypeError) as exc:
+            raise RunError(f"config: {exc}") from exc
+        run_config = {"family": family_name, "data": str(Path(data).resolve()), "rate": rate,
+                      "config": config.to_dict()}
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / CONFIG, yaml.safe_dump(run_config, sort_keys=False))
+    run_config = load_run_config(run)
+    family = make_family(run_config)
+    state = read_state(run)
+    _recover(run, state)
+    c = family.config
+    data = run_config["data"]
+
+    tf = import_tensorflow()
+    import keras
+    if c.seed is not None:
+        keras.utils.set_random_seed(c.seed + state["epochs_done"])
+    window = family.window()
+    train_ds = window_dataset(data, "train", window, c.batch_size, steps=c.steps_per_epoch,
+                              seed=None if c.seed is None else c.seed + state["epochs_done"])
+    try:
+        val_ds = window_dataset(data, "test", window, c.batch_size, training=False)
+    except CorpusError as exc:
+        raise RunError(f"validation needs the corpus's test split: {exc}") from exc
+    val_ds = val_ds.take(c.validation_steps)
+    train_ds = train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE)
+    val_ds = val_ds.map(family.examples)
+
+    model = family.build() if state["epochs_done"] == 0 else load_model(run / MODEL, family)
+    session = state.get("sessions", 0) + 1
+    state["sessions"] = session
+    callback = _make_callback(run, family, state, session)
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard"), write_graph=False)
+    start = state["epochs_done"]
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    try:
+        with warnings.catch_warnings():
+            # each pass of our datasets is exactly one epoch long; Keras notices the end
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=start,
+                      epochs=start + epochs, callbacks=[callback, tensorboard],
+                      verbose=verbose, shuffle=False)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {run} keeps epoch {state['epochs_done']} (the last complete one); "
+              f"`musicrgan train continue {run}` goes on from there", file=sys.stderr)
+        raise
+    if callback.nan_at:
+        epoch, batch = callback.nan_at
+        where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
+        raise TrainingStopped(
+            f"loss became NaN or infinite at {where}; {run / MODEL} keeps epoch "
+            f"{state['epochs_done']}, the last good one. Lower learning_rate and continue")
+    if callback.stopped_early:
+        print(f"early stop: {family.monitor} has not improved for {c.patience} epochs")
+    return state
+
+
+def corpus_prime(data: str, family, n: int, length: int, seed: int) -> np.ndarray:
+    """n priming windows of `length` samples from the corpus's test split (train if none)."""
+    for split in ("test", "train"):
+        try:
+            source = WindowSource(data, split, length)
+        except CorpusError:
+            continue
+        rng = np.random.default_rng(seed)
+        windows = []
+        for _ in range(n):
+            i = rng.choice(len(source.files), p=source.weights)
+            f = source.files[i]
+            start = int(rng.integers(0, max(1, f.frames - length + 1)))
+            from .data import read_window
+            windows.append(read_window(f.path, start, length))
+        return np.stack(windows)
+    raise RunError(f"no file in the corpus {data} is {length} samples long, to prime with; "
+                   "use --prime FILE or a shorter --window")
