@@ -1,0 +1,143 @@
+"""The training and generation commands as a user runs them: resume after kill -9, history
+continuity, the original commands, and every bad argument → one line, exit 2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+
+from conftest import ROOT, assert_one_line_error, chord, run_cli, write_wav
+from musicrgan.runs import read_history
+
+
+def tiny(name):
+    return ROOT / "configs" / f"tiny-{name}.yaml"
+
+
+def test_kill_minus_nine_during_training_then_continue_keeps_history_whole(techno, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "musicrgan", "train", "new", str(run), "--model", "fft-lstm",
+           "--data", str(techno), "--config", str(tiny("fft-lstm")), "--set",
+           "steps_per_epoch=6", "--epochs", "200"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "state.json").read_text())["epochs_done"] >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    assert 3 <= done < 200
+
+    cont = run_cli("train", "continue", run, "--epochs", "2")
+    assert cont.returncode == 0, cont.stderr
+    history = read_history(run)
+    epochs = [int(r["epoch"]) for r in history]
+    assert epochs == list(range(1, done + 3)), epochs  # every epoch exactly once, in order
+    assert {r["session"] for r in history} == {"1", "2"}
+    assert [r["session"] for r in history][-2:] == ["2", "2"]
+    assert not list(run.glob(".pending-*")) and not list(run.glob(".*.tmp*"))
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == done + 2
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(techno, tmp_path):
+    run = tmp_path / "run"
+    ok = run_cli("train", "new", run, "--model", "sample-lstm", "--data", techno, "--config",
+                 tiny("sample-lstm"), "--set", "output=regression", "--epochs", "1")
+    assert ok.returncode == 0, ok.stderr
+    good = (run / "model.keras").read_bytes()
+    # an absurd learning rate overflows the weights within a few steps
+    state = json.loads((run / "config.yaml").with_name("state.json").read_text())
+    import yaml
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["config"]["learning_rate"] = 1e38
+    config["config"]["steps_per_epoch"] = 30
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    from musicrgan.runs import load_model, make_family
+    family = make_family(config)
+    model = load_model(run / "model.keras", family)
+    model.optimizer.learning_rate.assign(1e38)
+    model.save(run / "model.keras")
+    bad = run_cli("train", "continue", run, "--epochs", "3")
+    assert bad.returncode == 1, bad.stderr
+    last = bad.stderr.strip().splitlines()[-1]
+    assert "NaN" in last and "keeps epoch 1" in last and "Traceback" not in bad.stderr
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == state["epochs_done"] == 1
+    assert [int(r["epoch"]) for r in read_history(run)] == [1]
+
+
+def test_generate_cli_writes_wavs_at_the_model_rate_and_is_reproducible(techno, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "new", run, "--model", "sample-lstm", "--data", techno, "--config",
+                   tiny("sample-lstm"), "--epochs", "1").returncode == 0
+    gen = lambda out, seed: run_cli("generate", run, "--n", "2", "--seconds", "0.5",  # noqa: E731
+                                    "--seed", seed, "--out", out)
+    a, b = gen(tmp_path / "a", 1), gen(tmp_path / "b", 1)
+    assert a.returncode == 0, a.stderr
+    files = sorted((tmp_path / "a").glob("*.wav"))
+    assert len(files) == 2
+    for f in files:
+        info = sf.info(str(f))
+        assert info.samplerate == 8000 and info.frames == 4000
+        assert (f.read_bytes() == (tmp_path / "b" / f.name).read_bytes())
+
+    prime = write_wav(tmp_path / "prime.wav", chord(0.2, 8000), 8000)
+    assert_one_line_error(run_cli("generate", run, "--prime", prime, "--window", "1.0"),
+                          "longer than the priming file")
+    assert_one_line_error(run_cli("generate", run, "--n", "0"), "--n")
+    assert_one_line_error(run_cli("generate", run, "--seconds", "-2"), "--seconds")
+    assert_one_line_error(run_cli("generate", tmp_path / "missing"), "not found")
+    notmodel = tmp_path / "fake"
+    notmodel.mkdir()
+    (notmodel / "config.yaml").write_text((run / "config.yaml").read_text())
+    (notmodel / "model.keras").write_text("this is not a model")
+    assert_one_line_error(run_cli("generate", notmodel), "not a Keras model")
+    assert_one_line_error(run_cli("train", "new", tmp_path / "r2", "--model", "wavenet",
+                                  "--data", techno), "unknown model family")
+    assert_one_line_error(run_cli("train", "new", run, "--model", "fft-lstm", "--data", techno),
+                          "already holds a run")
+    assert_one_line_error(run_cli("train", "continue", tmp_path / "none"), "not found")
+    assert_one_line_error(run_cli("train", "new", tmp_path / "r3", "--model", "fft-lstm",
+                                  "--data", techno, "--set", "hiden=3"), "unknown config key")
+
+
+def test_original_commands_map_onto_the_new_cli(tmp_path):
+    from musicrgan.corpus.synth import synth_corpus
+    techno = tmp_path / "corpus"
+    synth_corpus(techno, loops=10, seconds=4, rate=8000, seed=1)
+    run = tmp_path / "model"
+    py = sys.executable
+    new = subprocess.run([py, str(ROOT / "train_model.py"), "new", str(run), "1", str(techno)],
+                         capture_output=True, text=True)
+    assert new.returncode == 0, new.stderr
+    cont = subprocess.run([py, str(ROOT / "train_model.py"), "continue", str(run), "1", "-"],
+                          capture_output=True, text=True)
+    assert cont.returncode == 0, cont.stderr
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2]
+    out = tmp_path / "out"
+    gen = subprocess.run([py, str(ROOT / "train_model.py"), "generate", str(run), "1", str(out)],
+                         capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    assert len(list(out.glob("*.wav"))) == 1
+    mm = subprocess.run([py, str(ROOT / "make_music.py"), str(run), "1024", "22050", "2",
+                         str(tmp_path / "mm")], capture_output=True, text=True)
+    assert mm.returncode == 0, mm.stderr
+    wavs = sorted((tmp_path / "mm").glob("*.wav"))
+    assert len(wavs) == 2 and all(sf.info(str(w)).samplerate == 22050 for w in wavs)
+    assert all(abs(sf.info(str(w)).duration - 10.0) < 0.01 for w in wavs)
+    bad = subprocess.run([py, str(ROOT / "make_music.py"), str(run), "x", "1", "1", "o"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    bad = subprocess.run([py, str(ROOT / "train_model.py"), "train", "a", "b"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
