@@ -25,6 +25,17 @@ BENCHES = [
      "Streaming windows (tf.data, random offsets, 1 s windows at 16 kHz, batch 32): windows "
      "per second and peak resident memory of the whole process, on a converted corpus and on "
      "the same corpus repeated 10 times."),
+    ("generate", "bench_generate.py",
+     "Generation speed at each family's default config, 16 kHz, 3 songs in one batch: our "
+     "compiled loop (LSTM state carried inside one tf.while_loop; XLA for sample-lstm) "
+     "against the original approach on the same model, one `predict` call per step over a "
+     "sliding window of previous input. Targets: sample-lstm at least 1x real time per "
+     "stream and at least 100x the original. x_realtime = seconds of audio per second."),
+    ("train_fft", "bench_train_fft.py",
+     "fft-lstm training throughput on the converted orchestral corpus (block 512, 16 blocks, "
+     "hidden 256, no overlap as in the original): the streaming pipeline against the "
+     "original generator (whole file read and every block's FFT recomputed per example, "
+     "Python copy loops), same model, same fit call."),
 ]
 
 

@@ -52,7 +52,8 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
     bar = tqdm(total=samples, unit="sample", unit_scale=True, desc="generate", file=sys.stderr,
                disable=not progress or seconds < 5)
     try:
-        clips = family.generate(model, n, samples, prime, temperature, seed, progress=bar.update)
+        clips = family.generate(model, n, samples, prime, temperature, seed,
+                                progress=lambda k: bar.update(min(k, bar.total - bar.n)))
     finally:
         bar.close()
     out_rate = rate or family.rate
