@@ -32,7 +32,7 @@ import yaml
 
 from . import audio, import_tensorflow
 from .audio import atomic_write_text
-from .data import CorpusError, corpus_rate, window_dataset, WindowSource
+from .data import CorpusError, WindowSource, corpus_rate, read_window, window_dataset
 
 CONFIG, MODEL, BEST, STATE, HISTORY = "config.yaml", "model.keras", "best.keras", "state.json", "history.csv"
 
@@ -276,7 +276,6 @@ def corpus_prime(data: str, family, n: int, length: int, seed: int) -> np.ndarra
             i = rng.choice(len(source.files), p=source.weights)
             f = source.files[i]
             start = int(rng.integers(0, max(1, f.frames - length + 1)))
-            from .data import read_window
             windows.append(read_window(f.path, start, length))
         return np.stack(windows)
     raise RunError(f"no file in the corpus {data} is {length} samples long, to prime with; "
