@@ -32,7 +32,7 @@ import yaml
 
 from . import audio, import_tensorflow
 from .audio import atomic_write_text
-from .data import CorpusError, WindowSource, corpus_rate, read_window, window_dataset
+from .data import CorpusError, WindowSource, corpus_rate, window_dataset
 
 CONFIG, MODEL, BEST, STATE, HISTORY = "config.yaml", "model.keras", "best.keras", "state.json", "history.csv"
 
@@ -270,13 +270,7 @@ def corpus_prime(data: str, family, n: int, length: int, seed: int) -> np.ndarra
             source = WindowSource(data, split, length)
         except CorpusError:
             continue
-        rng = np.random.default_rng(seed)
-        windows = []
-        for _ in range(n):
-            i = rng.choice(len(source.files), p=source.weights)
-            f = source.files[i]
-            start = int(rng.integers(0, max(1, f.frames - length + 1)))
-            windows.append(read_window(f.path, start, length))
-        return np.stack(windows)
+        windows = source.random_windows(seed)
+        return np.stack([next(windows) for _ in range(n)])
     raise RunError(f"no file in the corpus {data} is {length} samples long, to prime with; "
                    "use --prime FILE or a shorter --window")
