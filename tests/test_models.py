@@ -114,3 +114,19 @@ def test_lstm_gan_learns_the_corpus_sound_neither_silence_nor_noise(tmp_path):
         assert flatness < noise_flatness / 10
         # loudness: well above silence, within 12 dB below the corpus's quiet end
         assert rms_lo - 12 <= loudness <= rms_hi + 3, (loudness, rms_lo, rms_hi)
+
+
+def test_fft_lstm_next_block_variant_predicts_one_block_and_generates(techno, tmp_path):
+    """The original's second variant: the sequence predicts only the block after it."""
+    config = {**tiny("fft-lstm"), "mode": "next", "overlap": False}
+    run = tmp_path / "run"
+    train(run, 1, family_name="fft-lstm", data=str(techno), config_overrides=config, new=True,
+          verbose=0)
+    family = make_family(load_run_config(run))
+    model = load_model(run / "model.keras", family)
+    windows = np.zeros((2, family.window()), "float32")
+    x, y = family.examples(tf.constant(windows))
+    assert x.shape == (2, 4, 66) and y.shape == (2, 66)
+    assert model(x).shape == (2, 66)
+    out = family.generate(model, 2, 1000, None, 0.5, seed=1)
+    assert out.shape == (2, 1000) and np.isfinite(out).all()
