@@ -25,7 +25,7 @@ from keras import ops  # noqa: E402
 @dataclass
 class LSTMGANConfig(TrainConfig):
     frame: int = 256            # samples per generated frame
-    seq_len: int = 32           # frames per training window
+    seq_len: int = 64           # frames per training window (1 s at 16 kHz: long enough to hear a beat)
     noise_dim: int = 32
     hidden: int = 128
     critic_hidden: int = 128
