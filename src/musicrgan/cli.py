@@ -170,6 +170,62 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Measure a run's generated audio against held-out corpus audio: Fréchet distance on
+    log-mel frames, descriptor distributions (loudness, centroid, flatness, onset rate,
+    tempo), speed, and reconstruction metrics for families that encode audio. Writes
+    RUN/eval.json and RUN/eval/*.wav."""
+    from .evaluate import evaluate, format_table
+    from .runs import RunError
+    try:
+        result = evaluate(Path(args.run), data=args.data, n=args.n, seconds=args.seconds,
+                          seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet)
+    except RunError as exc:
+        raise UsageError(str(exc)) from exc
+    print(format_table(result))
+    print(f"written: {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Train each listed family on one corpus under the same time budget, evaluate each the
+    same way, and write DIR/report.md and DIR/index.html (a table of metrics, speed,
+    parameters and training time; loss curves; spectrograms; players for generated clips
+    beside corpus clips). Re-running resumes."""
+    from .compare import compare
+    from .runs import RunError, TrainingStopped
+    families = [f.strip() for f in args.models.split(",") if f.strip()]
+    if not families:
+        raise UsageError("--models needs at least one family, e.g. --models fft-lstm,lstm-gan")
+    if not Path(args.data).is_dir():
+        raise UsageError(f"corpus not found: {args.data}")
+    configs = {}
+    for item in args.config or []:
+        family, sep, path = item.partition("=")
+        if not sep:
+            raise UsageError(f"--config takes FAMILY=FILE, got {item!r}")
+        if family not in families:
+            raise UsageError(f"--config names {family}, which is not in --models")
+        configs[family] = _load_config_file(path, None)
+    try:
+        summary = compare(args.data, families, args.budget_minutes, args.out, configs=configs,
+                          n=args.n, seconds=args.seconds, seed=args.seed,
+                          progress=not args.quiet)
+    except RunError as exc:
+        raise UsageError(str(exc)) from exc
+    except TrainingStopped as exc:
+        print(f"musicrgan compare: {exc}", file=sys.stderr)
+        return 1
+    from .compare import _table
+    header, rows = _table(summary)
+    print("\n" + "  ".join(f"{h}" for h in header[:3] + header[7:]))
+    for row in rows[:len(families)]:
+        print("  ".join(str(c) for c in row[:3] + row[7:]))
+    print(f"best: {summary['best']}\nreport: {Path(args.out) / 'report.md'}\n"
+          f"listen: {Path(args.out) / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="musicrgan", description=musicrgan.__doc__)
     parser.add_argument("--version", action="version", version=musicrgan.__version__)
@@ -226,6 +282,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prime with clips from the run's corpus (default for primed families)")
     p.add_argument("--window", type=float, help="seconds of priming audio")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("compare", cmd_compare)
+    p.add_argument("--data", required=True, help="corpus folder")
+    p.add_argument("--models", required=True, help="comma-separated families")
+    p.add_argument("--budget-minutes", type=_positive_float, required=True,
+                   help="training time per family")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--config", action="append", metavar="FAMILY=FILE",
+                   help="YAML config for one family (repeatable)")
+    p.add_argument("--n", type=int, default=4, help="clips per family")
+    p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("evaluate", cmd_evaluate)
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--data", help="corpus whose test split is the reference (default: the run's)")
+    p.add_argument("--n", type=int, default=8, help="clips to generate")
+    p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--quiet", action="store_true")

@@ -127,7 +127,12 @@ def read_history(run: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _make_callback(run: Path, family, state: dict, session: int):
+def training_seconds(state: dict) -> float:
+    """Wall seconds spent in committed epochs, over every session of the run."""
+    return float(sum(row.get("seconds", 0.0) for row in state["history"]))
+
+
+def _make_callback(run: Path, family, state: dict, session: int, budget_seconds: float | None):
     import keras
 
     class RunCallback(keras.callbacks.Callback):
@@ -137,6 +142,7 @@ def _make_callback(run: Path, family, state: dict, session: int):
             super().__init__()
             self.nan_at = None
             self.stopped_early = False
+            self.out_of_budget = False
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.time()
@@ -179,6 +185,9 @@ def _make_callback(run: Path, family, state: dict, session: int):
             if c.patience and monitored is not None and state["wait"] >= c.patience:
                 self.stopped_early = True
                 self.model.stop_training = True
+            if budget_seconds is not None and training_seconds(state) >= budget_seconds:
+                self.out_of_budget = True
+                self.model.stop_training = True
 
         def write_sample(self, number):
             samples = int(family.config.sample_seconds * family.rate)
@@ -189,8 +198,12 @@ def _make_callback(run: Path, family, state: dict, session: int):
 
 
 def train(run: Path, epochs: int, *, family_name: str | None = None, data: str | None = None,
-          config_overrides: dict | None = None, new: bool = False, verbose: int | None = None) -> dict:
-    """`train new` (new=True, with family_name and data) or `train continue`. Returns state."""
+          config_overrides: dict | None = None, new: bool = False, verbose: int | None = None,
+          budget_seconds: float | None = None) -> dict:
+    """`train new` (new=True, with family_name and data) or `train continue`. Returns state.
+
+    With budget_seconds, training stops after the first epoch that brings the run's total
+    training time (every session's) to the budget."""
     run = Path(run)
     if new:
         if (run / CONFIG).exists():
@@ -236,7 +249,7 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
     model = family.build() if state["epochs_done"] == 0 else load_model(run / MODEL, family)
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
-    callback = _make_callback(run, family, state, session)
+    callback = _make_callback(run, family, state, session, budget_seconds)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard"), write_graph=False)
     start = state["epochs_done"]
     if verbose is None:
@@ -260,6 +273,7 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
             f"{state['epochs_done']}, the last good one. Lower learning_rate and continue")
     if callback.stopped_early:
         print(f"early stop: {family.monitor} has not improved for {c.patience} epochs")
+    state["stopped_early"] = callback.stopped_early
     return state
 
 

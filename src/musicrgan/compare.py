@@ -1,0 +1,169 @@
+"""`musicrgan compare`: train several families on one corpus under the same time budget,
+evaluate each the same way, and write one report to read (report.md) and listen to
+(index.html).
+
+    DIR/runs/<family>/      each family's run folder (train continue works on it)
+    DIR/clips/<family>/     its evaluation clips, DIR/corpus/ held-out corpus clips
+    DIR/img/                spectrograms and loss curves
+    DIR/compare.json        every number of the report; "best" is the family with the
+                            lowest Fréchet distance to the test split
+    DIR/report.md, DIR/index.html
+
+Re-running the same command resumes: a run that has used its budget is only evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, metrics
+from .audio import atomic_write_text
+from .evaluate import corpus_clips, evaluate
+from .report import clip_card, loss_png, page, spectrogram_png, table
+from .runs import (CONFIG, RunError, load_run_config, read_history, read_state, train,
+                   training_seconds)
+
+MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
+
+
+def compare(data: str | Path, families: list[str], budget_minutes: float, out: str | Path, *,
+            configs: dict[str, dict] | None = None, n: int = 4, seconds: float = 4.0,
+            seed: int = 0, progress: bool = True) -> dict:
+    from .models import family_names
+    out, data = Path(out), Path(data)
+    unknown = [f for f in families if f not in family_names()]
+    if unknown:
+        raise RunError(f"unknown model famil{'ies' if len(unknown) > 1 else 'y'} "
+                       f"{', '.join(unknown)}; choose from {', '.join(family_names())}")
+    if len(set(families)) != len(families):
+        raise RunError("--models lists a family twice")
+    budget = budget_minutes * 60.0
+    results = {}
+    for name in families:
+        run = out / "runs" / name
+        state = read_state(run) if (run / CONFIG).exists() else None
+        if state is None or (training_seconds(state) < budget and not _stopped_early(run, state)):
+            spent = training_seconds(state) if state else 0.0
+            print(f"\n== {name}: training for {(budget - spent) / 60:.2g} of "
+                  f"{budget_minutes:g} min", flush=True)
+            state = train(run, MAX_EPOCHS, family_name=name, data=str(data),
+                          config_overrides=(configs or {}).get(name), new=state is None,
+                          budget_seconds=budget, verbose=None if progress else 0)
+        print(f"== {name}: evaluating", flush=True)
+        results[name] = evaluate(run, data=str(data), n=n, seconds=seconds, seed=seed,
+                                 progress=progress)
+    best = min(results, key=lambda k: results[k]["frechet"]["generated_vs_test"])
+    summary = {"data": str(data), "budget_minutes": budget_minutes, "n": n, "seconds": seconds,
+               "seed": seed, "families": families, "best": best, "results": results}
+    _write_report(out, data, summary)
+    return summary
+
+
+def _stopped_early(run: Path, state: dict) -> bool:
+    patience = load_run_config(run)["config"].get("patience")
+    return bool(patience) and state["wait"] >= patience
+
+
+def _write_report(out: Path, data: Path, summary: dict) -> None:
+    results = summary["results"]
+    img = out / "img"
+    corpus_dir = out / "corpus"
+    reference = corpus_clips(data, "test", summary["seconds"], summary["n"])
+    cards = {"corpus": []}
+    for i, clip in enumerate(reference):
+        wav = corpus_dir / f"test_{i + 1:02d}.wav"
+        audio.write_wav(wav, clip, metrics.METRIC_RATE)
+        spectrogram_png(clip, metrics.METRIC_RATE, img / f"corpus_{i + 1:02d}.png")
+        cards["corpus"].append(clip_card(f"corpus/{wav.name}", f"img/corpus_{i + 1:02d}.png",
+                                         f"corpus test clip {i + 1}"))
+    histories = {}
+    for name, r in results.items():
+        run = Path(r["run"])
+        histories[name] = read_history(run)
+        target = out / "clips" / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        cards[name] = []
+        for i, rel in enumerate(r["clips"]):
+            wav = target / Path(rel).name
+            shutil.copyfile(run / rel, wav)
+            clip, rate = audio.load(wav, metrics.METRIC_RATE), metrics.METRIC_RATE
+            png = f"img/{name}_{i + 1:02d}.png"
+            spectrogram_png(clip, rate, out / png)
+            cards[name].append(clip_card(f"clips/{name}/{wav.name}", png, f"{name} clip {i + 1}"))
+    loss_png(histories, img / "loss.png")
+
+    header, rows = _table(summary)
+    best_row = list(results).index(summary["best"])
+    lines = [f"# musicrgan compare: {', '.join(results)} on {data}", "",
+             f"Each family trained for about {summary['budget_minutes']:g} minutes on this "
+             f"machine (epochs end on the first one past the budget), then generated "
+             f"{summary['n']} clips of {summary['seconds']:g} s (seed {summary['seed']}), "
+             "compared with the corpus's test split at 16 kHz.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["", f"**Best: {summary['best']}** (lowest Fréchet distance to the test split).", "",
+              _legend(), "", "## Descriptors (generated mean ± std; corpus test mean ± std)", ""]
+    for name, r in results.items():
+        lines.append(f"- **{name}**: " + "; ".join(
+            f"{k} {d['generated_mean']:.3g} ± {d['generated_std']:.2g} "
+            f"(corpus {d['corpus_mean']:.3g} ± {d['corpus_std']:.2g}, {d['in_range']:.0%} in range)"
+            for k, d in r["descriptors"].items()))
+    lines += ["", "Loss curves: img/loss.png. Listen: index.html (open it in a browser).", ""]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+
+    body = [f"<p>Corpus <code>{data}</code>; each family trained for about "
+            f"{summary['budget_minutes']:g} min on this machine, then generated "
+            f"{summary['n']} clips of {summary['seconds']:g} s. Best: "
+            f"<b>{summary['best']}</b> (lowest Fréchet distance).</p>",
+            table(header, rows, highlight=best_row), f"<p class=\"meta\">{_legend()}</p>",
+            "<h2>Loss curves</h2>", '<img src="img/loss.png" alt="loss curves" '
+            'style="max-width:100%">']
+    for name in ["corpus", *results]:
+        title = "Corpus (held-out test clips)" if name == "corpus" else name
+        body += [f"<h2>{title}</h2>", f"<div class=\"clips\">{''.join(cards[name])}</div>"]
+    atomic_write_text(out / "index.html", page("musicrgan compare", "\n".join(body)))
+    atomic_write_text(out / "compare.json", json.dumps(summary, indent=1))
+
+
+def _table(summary: dict) -> tuple[list[str], list[list]]:
+    header = ["family", "Fréchet ↓", "descriptors in range", "loudness LUFS", "flatness",
+              "onsets/s", "tempo strength", "speed (x real time)", "parameters",
+              "training min", "epochs"]
+    rows = []
+    for name, r in summary["results"].items():
+        d = r["descriptors"]
+        rows.append([name, f"{r['frechet']['generated_vs_test']:.1f}",
+                     f"{np.mean([v['in_range'] for v in d.values()]):.0%}",
+                     f"{d['loudness']['generated_mean']:.1f}",
+                     f"{d['flatness']['generated_mean']:.3g}",
+                     f"{d['onset_rate']['generated_mean']:.2f}",
+                     f"{d['tempo_strength']['generated_mean']:.2f}",
+                     f"{r['speed']['realtime_factor_per_stream']:.2f}",
+                     f"{r['parameters']:,}", f"{r['training_seconds'] / 60:.1f}", r["epochs"]])
+    first = next(iter(summary["results"].values()))
+    f, d = first["frechet"], first["descriptors"]
+    rows.append(["corpus train split", _fmt(f["train_vs_test"]), "", f"{d['loudness']['corpus_mean']:.1f}",
+                 f"{d['flatness']['corpus_mean']:.3g}", f"{d['onset_rate']['corpus_mean']:.2f}",
+                 f"{d['tempo_strength']['corpus_mean']:.2f}", "", "", "", ""])
+    rows.append(["white noise", f"{f['noise_vs_test']:.1f}", "", "", "", "", "", "", "", "", ""])
+    return header, rows
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _legend() -> str:
+    return ("Fréchet: distance between Gaussians fitted to log-mel frames of generated and "
+            "held-out corpus audio (lower is better; the corpus's own train split and white "
+            "noise at corpus loudness give the scale). Descriptors in range: share of "
+            "generated clips inside the corpus's 5-95 % range, averaged over loudness, "
+            "centroid, flatness, onset rate, tempo and tempo strength (the corpus row shows "
+            "corpus means). Speed: seconds of audio per wall second per stream, including "
+            "building the compiled loop.")

@@ -1,0 +1,151 @@
+"""`musicrgan evaluate RUN`: how close a run's generated audio is to its corpus, in numbers.
+
+Generates n clips, then compares them with held-out (test split) clips of the same length
+on the metrics of `musicrgan.metrics`, all computed at 16 kHz mono so runs at different
+rates are comparable. Two references give the Fréchet distance a scale: the corpus's own
+train split against its test split (what a model that reproduces the corpus would score)
+and white noise at the corpus's loudness (what a model that learned nothing but loudness
+would score). Results go to RUN/eval.json and the clips to RUN/eval/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, metrics
+from .audio import atomic_write_text
+from .data import CorpusError, corpus_files
+from .runs import RunError, load_run_config
+
+EVAL_JSON = "eval.json"
+EVAL_CLIPS = "eval"
+
+
+def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
+                 rate: int = metrics.METRIC_RATE) -> list[np.ndarray]:
+    """Up to `limit` non-overlapping clips of `seconds` from a corpus split, taken round-robin
+    across files (first clip of every file, then second clips, ...) so a few long files do
+    not crowd out the rest."""
+    length = int(round(seconds * rate))
+    per_file = []
+    for info in corpus_files(Path(data), split):
+        x = audio.load(info.path, rate)
+        per_file.append([x[i:i + length] for i in range(0, x.size - length + 1, length)])
+    clips = []
+    for k in range(max((len(c) for c in per_file), default=0)):
+        clips += [c[k] for c in per_file if k < len(c)]
+    if not clips:
+        raise CorpusError(f"no {split} file in {data} is {seconds:g} s long: evaluate with a "
+                          "smaller --seconds")
+    return clips[:limit]
+
+
+def _noise_like(clips: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(c.size) * (np.sqrt(np.mean(np.square(c))) or 1e-3) for c in clips]
+
+
+def _finite(value):
+    return value if value is None or math.isfinite(value) else None
+
+
+def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float = 4.0,
+             seed: int = 0, checkpoint: str = "best", reference_clips: int = 64,
+             progress: bool = True) -> dict:
+    from .generate import generate_clips
+    run = Path(run)
+    if n < 2:
+        raise RunError(f"--n must be at least 2 (a distribution needs more than one clip), got {n}")
+    run_config = load_run_config(run)
+    data = data or run_config["data"]
+    if not Path(data).is_dir():
+        raise RunError(f"corpus not found: {data} (pass --data CORPUS)")
+    test = corpus_clips(data, "test", seconds, reference_clips)
+    try:
+        train = corpus_clips(data, "train", seconds, reference_clips)
+    except CorpusError:
+        train = None
+
+    generated, family, made = generate_clips(run, n=n, seconds=seconds, seed=seed,
+                                             checkpoint=checkpoint, progress=progress)
+    clip_dir = run / EVAL_CLIPS
+    for i, clip in enumerate(generated):
+        audio.write_wav(clip_dir / f"clip_{i + 1:02d}.wav", clip, family.rate)
+    if family.rate != metrics.METRIC_RATE:
+        generated = [audio.resample(c, family.rate, metrics.METRIC_RATE) for c in generated]
+
+    started = time.perf_counter()
+    generated_descriptors = [metrics.descriptors(c) for c in generated]
+    test_descriptors = [metrics.descriptors(c) for c in test]
+    descriptors = {
+        name: metrics.compare_distributions([d[name] for d in generated_descriptors],
+                                            [d[name] for d in test_descriptors])
+        for name in metrics.DESCRIPTORS}
+    frechet = {
+        "generated_vs_test": metrics.clips_frechet_distance(generated, test),
+        "train_vs_test": metrics.clips_frechet_distance(train, test) if train else None,
+        "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
+    reconstruction = None
+    if hasattr(family, "reconstruct"):
+        from .runs import load_model
+        model = load_model(run / made["checkpoint"], family)
+        batch = np.stack(test[:n]) if family.rate == metrics.METRIC_RATE else np.stack(
+            [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in test[:n]])
+        decoded = family.reconstruct(model, batch)
+        rows = [metrics.reconstruction_metrics(ref, est, family.rate)
+                for ref, est in zip(batch, decoded)]
+        reconstruction = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    from .runs import read_state, training_seconds
+    state = read_state(run)
+    wall = made["generation_seconds"]
+    result = {
+        "run": str(run), "family": family.name, "data": str(data), "checkpoint": made["checkpoint"],
+        "epochs": state["epochs_done"], "training_seconds": round(training_seconds(state), 1),
+        "parameters": made["parameters"],
+        "n": n, "seconds": seconds, "seed": seed, "metric_rate": metrics.METRIC_RATE,
+        "reference_clips": {"test": len(test), "train": len(train) if train else 0},
+        "frechet": frechet,
+        "descriptors": descriptors,
+        "generated_descriptors": generated_descriptors,
+        "speed": {"generation_seconds": wall,
+                  # seconds of audio per second of wall time, for each stream of the batch;
+                  # includes building the compiled loop, as a user's call does
+                  "realtime_factor_per_stream": round(seconds / wall, 3) if wall else None,
+                  "realtime_factor_batch": round(n * seconds / wall, 3) if wall else None},
+        "reconstruction": reconstruction,
+        "clips": [str(p.relative_to(run)) for p in sorted(clip_dir.glob("clip_*.wav"))][:n],
+        "metric_seconds": round(time.perf_counter() - started, 2),
+    }
+    atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1, default=_finite))
+    return result
+
+
+def format_table(result: dict) -> str:
+    f = result["frechet"]
+    lines = [f"{result['run']} ({result['family']}, {result['epochs']} epochs, "
+             f"{result['training_seconds'] / 60:.1f} training min, "
+             f"{result['parameters']:,} parameters)",
+             f"  Fréchet distance (log-mel, lower is better): {f['generated_vs_test']:.2f}   "
+             f"[corpus train vs test {_fmt(f['train_vs_test'])}, noise {f['noise_vs_test']:.2f}]",
+             f"  {'descriptor':15s} {'generated':>22s} {'corpus (test)':>22s} {'in range':>9s} {'W1/std':>7s}"]
+    for name, d in result["descriptors"].items():
+        lines.append(f"  {name:15s} {d['generated_mean']:12.3g} ± {d['generated_std']:<8.3g}"
+                     f"{d['corpus_mean']:12.3g} ± {d['corpus_std']:<8.3g}"
+                     f"{d['in_range'] * 100:8.0f}% {d['w1']:7.2f}")
+    s = result["speed"]
+    lines.append(f"  speed: {s['realtime_factor_per_stream']}x real time per stream, "
+                 f"{s['realtime_factor_batch']}x for the batch of {result['n']}")
+    if result["reconstruction"]:
+        lines.append("  reconstruction: " + ", ".join(
+            f"{k} {v:.3g}" for k, v in result["reconstruction"].items()))
+    return "\n".join(lines)
+
+
+def _fmt(value, spec=".2f"):
+    return "-" if value is None else format(value, spec)

@@ -1,0 +1,192 @@
+"""evaluate, compare and the results pages, through the command line."""
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+from musicrgan.metrics import DESCRIPTORS
+
+
+def tiny(name):
+    return ROOT / "configs" / f"tiny-{name}.yaml"
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("audio", "img", "a", "source"):
+            self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def page_references(page: Path) -> list[str]:
+    parser = _Refs()
+    parser.feed(page.read_text())
+    return parser.refs
+
+
+def assert_page_files_exist(page: Path, at_least: int):
+    refs = page_references(page)
+    assert len(refs) >= at_least, refs
+    for ref in refs:
+        assert not re.match(r"^[a-z]+:", ref), f"{ref} is not relative to the page"
+        assert (page.parent / ref).is_file(), f"{page} references {ref}, which does not exist"
+
+
+@pytest.fixture(scope="module")
+def trained_run(techno, tmp_path_factory):
+    run = tmp_path_factory.mktemp("eval") / "run"
+    proc = run_cli("train", "new", run, "--model", "lstm-gan", "--data", techno, "--config",
+                   tiny("lstm-gan"), "--epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
+    proc = run_cli("evaluate", trained_run, "--n", "3", "--seconds", "1.5", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "Fréchet distance" in proc.stdout and "tempo_strength" in proc.stdout
+    result = json.loads((trained_run / "eval.json").read_text())
+    assert result["family"] == "lstm-gan" and result["epochs"] == 2 and result["n"] == 3
+    assert result["parameters"] > 1000
+    assert set(result["descriptors"]) == set(DESCRIPTORS)
+    assert len(result["generated_descriptors"]) == 3
+    f = result["frechet"]
+    # the scale: the corpus's own train split is much closer to its test split than noise
+    assert 0 <= f["train_vs_test"] < f["noise_vs_test"]
+    assert f["generated_vs_test"] > 0
+    assert result["speed"]["realtime_factor_batch"] == pytest.approx(
+        3 * result["speed"]["realtime_factor_per_stream"], rel=0.01)
+    assert result["reconstruction"] is None  # lstm-gan does not encode audio
+    assert len(result["clips"]) == 3
+    for clip in result["clips"]:
+        assert (trained_run / clip).is_file()
+
+
+def test_evaluate_bad_arguments(trained_run, techno, tmp_path):
+    assert_one_line_error(run_cli("evaluate", tmp_path / "missing"), "not found")
+    assert_one_line_error(run_cli("evaluate", trained_run, "--n", "1"), "--n")
+    assert_one_line_error(run_cli("evaluate", trained_run, "--seconds", "60"), "--seconds")
+    assert_one_line_error(run_cli("evaluate", trained_run, "--data", tmp_path / "nope"),
+                          "corpus not found")
+
+
+def test_generate_writes_and_updates_the_folder_page(trained_run, tmp_path):
+    out = tmp_path / "results"
+    for seed in ("1", "2"):
+        proc = run_cli("generate", trained_run, "--n", "2", "--seconds", "1", "--seed", seed,
+                       "--out", out, "--quiet")
+        assert proc.returncode == 0, proc.stderr
+    listing = json.loads((out / "index.json").read_text())["clips"]
+    assert sorted(c["file"] for c in listing) == sorted(p.name for p in out.glob("*.wav"))
+    assert len(listing) == 4
+    assert {c["seed"] for c in listing} == {1, 2} and all(c["family"] == "lstm-gan" for c in listing)
+    page = out / "index.html"
+    assert_page_files_exist(page, at_least=8)  # 4 players + 4 spectrograms
+    assert "seed: 2" in page.read_text() and str(trained_run) in page.read_text()
+
+    # a deleted clip leaves the page at the next generate
+    gone = sorted(out.glob("*seed1_1.wav"))[0]
+    gone.unlink()
+    assert run_cli("generate", trained_run, "--n", "1", "--seconds", "1", "--seed", "3",
+                   "--out", out, "--quiet").returncode == 0
+    assert gone.name not in page.read_text()
+    assert_page_files_exist(page, at_least=8)
+
+
+def compare_cli(techno, out, budget="0.01"):
+    return run_cli("compare", "--data", techno, "--models", "sample-lstm,fft-lstm,lstm-gan",
+                   "--budget-minutes", budget, "--out", out, "--n", "2", "--seconds", "1.5",
+                   "--config", f"sample-lstm={tiny('sample-lstm')}",
+                   "--config", f"fft-lstm={tiny('fft-lstm')}",
+                   "--config", f"lstm-gan={tiny('lstm-gan')}", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def compared(techno, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "report"
+    proc = compare_cli(techno, out)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_compare_trains_evaluates_and_reports_every_family(compared):
+    out, proc = compared
+    summary = json.loads((out / "compare.json").read_text())
+    families = ["sample-lstm", "fft-lstm", "lstm-gan"]
+    assert list(summary["results"]) == families
+    assert summary["best"] == min(families, key=lambda k: summary["results"][k]["frechet"]
+                                  ["generated_vs_test"])
+    assert f"best: {summary['best']}" in proc.stdout
+    for name in families:
+        r = summary["results"][name]
+        assert r["epochs"] >= 1 and r["training_seconds"] > 0
+        assert (out / "runs" / name / "history.csv").is_file()
+    report = (out / "report.md").read_text()
+    for name in families:
+        assert re.search(rf"^\| {name} \| \d+\.\d \|", report, re.M), report
+    assert "white noise" in report and "corpus train split" in report
+    page = out / "index.html"
+    # per family 2 players + 2 spectrograms, the same for the corpus, and the loss curves
+    assert_page_files_exist(page, at_least=4 * 4 + 1)
+    text = page.read_text()
+    assert text.count("<audio") == 8 and 'class="best"' in text
+
+
+def test_compare_resumes_without_training_again(compared, techno):
+    out, _ = compared
+    before = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
+              for n in ("sample-lstm", "fft-lstm", "lstm-gan")}
+    proc = compare_cli(techno, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "training for" not in proc.stdout  # every run has used its budget
+    after = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
+             for n in before}
+    assert after == before
+
+
+def test_compare_bad_arguments(techno, tmp_path):
+    base = ["compare", "--data", techno, "--budget-minutes", "1", "--out", tmp_path / "o"]
+    assert_one_line_error(run_cli(*base, "--models", "fft-lstm,wavenet"), "unknown model family")
+    assert_one_line_error(run_cli(*base, "--models", ","), "--models")
+    assert_one_line_error(run_cli("compare", "--data", tmp_path / "none", "--models", "fft-lstm",
+                                  "--budget-minutes", "1", "--out", tmp_path / "o"),
+                          "corpus not found")
+    assert_one_line_error(run_cli(*base, "--models", "fft-lstm", "--config", "lstm-gan=x.yaml"),
+                          "not in --models")
+    assert_one_line_error(run_cli(*base[:-4], "--budget-minutes", "0", "--models", "fft-lstm",
+                                  "--out", tmp_path / "o"), "budget")
+
+
+@pytest.mark.slow
+def test_pages_load_in_a_real_browser(compared, trained_run, tmp_path):
+    """Chromium opens the pages from disk; every player and image loads (the page's own
+    check marks each data-state="ok" or "missing")."""
+    import subprocess
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or \
+        shutil.which("google-chrome")
+    if browser is None:
+        pytest.fail("no chromium: install it (apt-get install chromium) to run this check")
+    out, _ = compared
+    assert run_cli("generate", trained_run, "--n", "2", "--seconds", "1",
+                   "--out", tmp_path / "gen", "--quiet").returncode == 0
+    for page, media in ((out / "index.html", 17), (tmp_path / "gen" / "index.html", 4)):
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                              "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        states = re.findall(r'data-state="(\w+)"', dom)
+        assert states.count("ok") == media and "missing" not in states, (page, states)
+    # and a missing file is shown as missing
+    (out / "img" / "loss.png").unlink()
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=10000", "--dump-dom",
+                          (out / "index.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert re.findall(r'data-state="(\w+)"', dom).count("missing") == 1
