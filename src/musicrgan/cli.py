@@ -179,7 +179,8 @@ def cmd_evaluate(args) -> int:
     from .runs import RunError
     try:
         result = evaluate(Path(args.run), data=args.data, n=args.n, seconds=args.seconds,
-                          seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet)
+                          seed=args.seed, checkpoint=args.checkpoint,
+                          temperature=args.temperature, progress=not args.quiet)
     except RunError as exc:
         raise UsageError(str(exc)) from exc
     print(format_table(result))
@@ -281,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prime-from-corpus", action="store_true",
                    help="prime with clips from the run's corpus (default for primed families)")
     p.add_argument("--window", type=float, help="seconds of priming audio")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float,
+                   help="sampling temperature (default: the family's, e.g. 1.0 for "
+                        "sample-lstm, 0.3 for fft-lstm)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--quiet", action="store_true")
@@ -305,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="clips to generate")
     p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, help="default: the family's")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--quiet", action="store_true")
     return parser

@@ -55,7 +55,8 @@ def _finite(value):
 
 
 def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float = 4.0,
-             seed: int = 0, checkpoint: str = "best", reference_clips: int = 64,
+             seed: int = 0, checkpoint: str = "best", temperature: float | None = None,
+             reference_clips: int = 64,
              progress: bool = True) -> dict:
     from .generate import generate_clips
     run = Path(run)
@@ -72,7 +73,8 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         train = None
 
     generated, family, made = generate_clips(run, n=n, seconds=seconds, seed=seed,
-                                             checkpoint=checkpoint, progress=progress)
+                                             checkpoint=checkpoint, temperature=temperature,
+                                             progress=progress)
     clip_dir = run / EVAL_CLIPS
     for i, clip in enumerate(generated):
         audio.write_wav(clip_dir / f"clip_{i + 1:02d}.wav", clip, family.rate)
@@ -108,7 +110,8 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         "run": str(run), "family": family.name, "data": str(data), "checkpoint": made["checkpoint"],
         "epochs": state["epochs_done"], "training_seconds": round(training_seconds(state), 1),
         "parameters": made["parameters"],
-        "n": n, "seconds": seconds, "seed": seed, "metric_rate": metrics.METRIC_RATE,
+        "n": n, "seconds": seconds, "seed": seed, "temperature": made["temperature"],
+        "metric_rate": metrics.METRIC_RATE,
         "reference_clips": {"test": len(test), "train": len(train) if train else 0},
         "frechet": frechet,
         "descriptors": descriptors,

@@ -17,7 +17,7 @@ from .runs import (BEST, MODEL, RunError, corpus_prime, load_model, load_run_con
 
 def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
                    prime_file: str | None = None, prime_from_corpus: bool = False,
-                   window: float | None = None, temperature: float = 1.0, seed: int = 0,
+                   window: float | None = None, temperature: float | None = None, seed: int = 0,
                    checkpoint: str = "best", progress: bool = True):
     """n clips of `seconds` each as an array (n, samples), with the family and a dict saying
     how they were made (checkpoint, priming, wall seconds of the generation loop)."""
@@ -31,6 +31,8 @@ def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
     path = run / (BEST if checkpoint == "best" and (run / BEST).exists() else MODEL)
     model = load_model(path, family)
     samples = int(round(seconds * family.rate))
+    if temperature is None:
+        temperature = family.default_temperature
 
     prime = None
     prime_len = int(round(window * family.rate)) if window else family.prime_length()
@@ -73,7 +75,7 @@ def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
 
 def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
              prime_file: str | None = None, prime_from_corpus: bool = False,
-             window: float | None = None, temperature: float = 1.0, seed: int = 0,
+             window: float | None = None, temperature: float | None = None, seed: int = 0,
              checkpoint: str = "best", rate: int | None = None,
              progress: bool = True) -> list[Path]:
     """Write n wavs of `seconds` each into `out` and list them in `out/index.html`;

@@ -191,7 +191,8 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
 
         def write_sample(self, number):
             samples = int(family.config.sample_seconds * family.rate)
-            clip = family.generate(self.model, 1, samples, None, 1.0, seed=number)
+            clip = family.generate(self.model, 1, samples, None, family.default_temperature,
+                                   seed=number)
             audio.write_wav(run / "samples" / f"epoch_{number:04d}.wav", clip[0], family.rate)
 
     return RunCallback()

@@ -64,6 +64,8 @@ class Family:
     Config: type = TrainConfig
     monitor: str = "val_loss"   # what best.keras and early stopping watch
     takes_prime: bool = True
+    # what --temperature means differs by family; this is the value generate uses by default
+    default_temperature: float = 1.0
 
     def __init__(self, config: TrainConfig, rate: int):
         self.config, self.rate = config, int(rate)

@@ -51,6 +51,11 @@ class FFTLSTM(Family):
     def features(self) -> int:
         return self.config.block + 2
 
+    # noise relative to the block's RMS (see `stepper`). On the built-in corpus after 3 CPU
+    # minutes, Fréchet distance to the test split by temperature: 0 → 1204 (a drone),
+    # 0.1 → 1009, 0.3 → 641, 0.5 → 1360, 1.0 → 3232 (noise)
+    default_temperature = 0.3
+
     def window(self):
         return self.config.seq_len * self.hop + self.config.block
 
