@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_demo(cwd, epochs):
-    code = f"import sys; from musicrgan import demo; sys.exit(demo.run(epochs={epochs}, loops=6, seconds=4))"
+    code = f"import sys; from musicrgan import demo; sys.exit(demo.run(epochs={epochs}, loops=8, seconds=8))"
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
                           timeout=900)
 

@@ -141,30 +141,32 @@ def onset_rate(x: np.ndarray, rate: int = METRIC_RATE) -> float:
 
 
 def tempo(x: np.ndarray, rate: int = METRIC_RATE, hop: int = HOP // 2,
-          low: float = 60.0, high: float = 200.0) -> tuple[float, float]:
+          low: float = 60.0, high: float = 200.0, prior_octaves: float = TEMPO_PRIOR_OCTAVES,
+          harmonics: int = 2) -> tuple[float, float]:
     """(BPM, strength) from the autocorrelation of the onset envelope.
 
     Candidates between `low` and `high` BPM are weighted by a log-normal prior centred on
     120 BPM (as librosa's beat tracker does; ours is half an octave wide, which on the
     built-in corpus stops half- and two-thirds-tempo answers), so a pulse at 128 BPM is not
     reported as 64 or 85. Strength is the normalized autocorrelation at that lag: near 1
-    for a metronome, near 0 for noise or silence."""
+    for a metronome, near 0 for noise or silence. prior_octaves=1, harmonics=1 is librosa's
+    default approach (bench/bench_metrics.py compares the two)."""
     env = onset_envelope(x, rate, hop)
     frame_rate = rate / hop
     env = env - env.mean()
     # a floor of 0.5 dB rms keeps the rounding noise of a steady tone from reading as a pulse
     energy = max(float(env @ env), 0.25 * env.size)
-    max_lag = 2 * (int(60.0 * frame_rate / low) + 1)
+    max_lag = harmonics * (int(60.0 * frame_rate / low) + 1)
     if env.size <= max_lag + 1:
         return 0.0, 0.0
     corr = signal.correlate(env, env, mode="full", method="fft")[env.size - 1:]
     # unbiased estimate: a long lag overlaps fewer frames
     corr = corr[:max_lag + 1] / (energy * (env.size - np.arange(max_lag + 1)) / env.size)
-    lags = np.arange(int(60.0 * frame_rate / high), max_lag // 2 + 1)
+    lags = np.arange(int(60.0 * frame_rate / high), max_lag // harmonics + 1)
     bpm = 60.0 * frame_rate / lags
     # a beat repeats at twice its period too; an off-beat pattern's period mostly does not
-    score = (corr[lags] + corr[2 * lags]) * np.exp(
-        -0.5 * (np.log2(bpm / 120.0) / TEMPO_PRIOR_OCTAVES) ** 2)
+    score = sum(corr[k * lags] for k in range(1, harmonics + 1)) * np.exp(
+        -0.5 * (np.log2(bpm / 120.0) / prior_octaves) ** 2)
     best = int(np.argmax(score))
     # refine the peak lag with a parabola through its neighbours
     lag = float(lags[best])
