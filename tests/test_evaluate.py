@@ -190,3 +190,58 @@ def test_pages_load_in_a_real_browser(compared, trained_run, tmp_path):
                           (out / "index.html").as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert re.findall(r'data-state="(\w+)"', dom).count("missing") == 1
+
+
+def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno, tmp_path):
+    """A family with `reconstruct` (the autoencoders to come) gets reconstruction metrics:
+    here a tiny convolutional autoencoder, defined and registered by the test."""
+    import numpy as np
+    from musicrgan.evaluate import evaluate
+    from musicrgan.models import FAMILIES, register
+    from musicrgan.models.base import Family, TrainConfig
+    from musicrgan.runs import train
+    import keras
+
+    class TinyAutoencoder(Family):
+        name = "test-autoencoder"
+        Config = TrainConfig
+
+        def window(self):
+            return 1024
+
+        def examples(self, windows):
+            return windows[..., None], windows[..., None]
+
+        def build(self):
+            x = keras.Input((None, 1))
+            z = keras.layers.Conv1D(8, 16, strides=4, padding="same", activation="tanh")(x)
+            y = keras.layers.Conv1DTranspose(1, 16, strides=4, padding="same")(z)
+            model = keras.Model(x, y)
+            self.compile(model)
+            return model
+
+        def compile(self, model):
+            model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+
+        def reconstruct(self, model, batch):
+            return np.asarray(model(batch[..., None].astype("float32")))[..., 0]
+
+        def generate(self, model, n, samples, prime, temperature, seed, progress=None):
+            noise = np.random.default_rng(seed).standard_normal((n, samples)) * 0.1
+            return self.reconstruct(model, noise)
+
+    register(TinyAutoencoder)
+    try:
+        run = tmp_path / "ae"
+        train(run, 2, family_name="test-autoencoder", data=str(techno), new=True, verbose=0,
+              config_overrides={"batch_size": 4, "steps_per_epoch": 20, "validation_steps": 2})
+        result = evaluate(run, n=2, seconds=1.0, progress=False)
+    finally:
+        FAMILIES.pop("test-autoencoder")
+    r = result["reconstruction"]
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol"}
+    assert all(np.isfinite(v) for v in r.values())
+    assert r["mr_stft"] > 0 and 1.0 <= r["visqol"] <= 5.0
+    assert r["si_sdr"] > 0  # 40 steps already reproduce more signal than they distort
+    saved = json.loads((run / "eval.json").read_text())["reconstruction"]
+    assert saved == pytest.approx(r)
