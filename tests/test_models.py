@@ -59,6 +59,11 @@ def test_tiny_run_trains_saves_loads_identically_and_generates(name, techno, tmp
         x, _ = family.examples(tf.constant(windows))
         a, b = model(x), again(x)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the checkpoint carries optimizer state: one step per batch, no more (tiny: 3 per epoch)
+    steps = 2 * family.config.steps_per_epoch
+    assert int(model.optimizer.iterations) == steps
+    if name == "lstm-gan":
+        assert int(model.critic_optimizer.iterations) == steps
 
     samples = 3000
     out = family.generate(model, 3, samples, None, 1.0, seed=7)
