@@ -10,7 +10,6 @@ descriptors are computed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

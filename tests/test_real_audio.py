@@ -1,7 +1,6 @@
 """Slow end-to-end checks on real recordings (fetched from Debian packages, not committed)."""
 
 import subprocess
-from pathlib import Path
 
 import pytest
 import soundfile as sf

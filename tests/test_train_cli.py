@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import soundfile as sf
 
 from conftest import ROOT, assert_one_line_error, chord, run_cli, write_wav
