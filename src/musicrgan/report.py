@@ -159,7 +159,8 @@ def update_listing(folder: Path, entries: list[dict]) -> Path:
         spectrogram_png(clip, rate, folder / image)
         known[entry["file"]] = {**entry, "image": image}
     clips = [e for e in known.values() if (folder / e["file"]).exists()]
-    clips.sort(key=lambda e: (e.get("created", ""), e["file"]), reverse=True)
+    clips.sort(key=lambda e: e["file"])
+    clips.sort(key=lambda e: e.get("created", ""), reverse=True)  # stable: newest batch first
     atomic_write_text(listing_path, json.dumps({"clips": clips}, indent=1))
     cards = []
     for e in clips:
