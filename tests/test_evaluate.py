@@ -192,15 +192,11 @@ def test_pages_load_in_a_real_browser(compared, trained_run, tmp_path):
     assert re.findall(r'data-state="(\w+)"', dom).count("missing") == 1
 
 
-def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno, tmp_path):
-    """A family with `reconstruct` (the autoencoders to come) gets reconstruction metrics:
-    here a tiny convolutional autoencoder, defined and registered by the test."""
-    import numpy as np
-    from musicrgan.evaluate import evaluate
-    from musicrgan.models import FAMILIES, register
-    from musicrgan.models.base import Family, TrainConfig
-    from musicrgan.runs import train
+def _tiny_autoencoder_family():
+    """A family with `reconstruct`, as the autoencoders to come will have: two convolutions."""
     import keras
+    import numpy as np
+    from musicrgan.models.base import Family, TrainConfig
 
     class TinyAutoencoder(Family):
         name = "test-autoencoder"
@@ -230,7 +226,16 @@ def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno,
             noise = np.random.default_rng(seed).standard_normal((n, samples)) * 0.1
             return self.reconstruct(model, noise)
 
-    register(TinyAutoencoder)
+    return TinyAutoencoder
+
+
+def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno, tmp_path):
+    import numpy as np
+    from musicrgan.evaluate import evaluate
+    from musicrgan.models import FAMILIES, register
+    from musicrgan.runs import train
+
+    register(_tiny_autoencoder_family())
     try:
         run = tmp_path / "ae"
         train(run, 2, family_name="test-autoencoder", data=str(techno), new=True, verbose=0,
