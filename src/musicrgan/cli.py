@@ -217,8 +217,8 @@ def cmd_compare(args) -> int:
     except TrainingStopped as exc:
         print(f"musicrgan compare: {exc}", file=sys.stderr)
         return 1
-    from .compare import _table
-    header, rows = _table(summary)
+    from .compare import summary_table
+    header, rows = summary_table(summary)
     print("\n" + "  ".join(f"{h}" for h in header[:3] + header[7:]))
     for row in rows[:len(families)]:
         print("  ".join(str(c) for c in row[:3] + row[7:]))

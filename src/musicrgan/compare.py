@@ -98,7 +98,7 @@ def _write_report(out: Path, data: Path, summary: dict) -> None:
             cards[name].append(clip_card(f"clips/{name}/{wav.name}", png, f"{name} clip {i + 1}"))
     loss_png(histories, img / "loss.png")
 
-    header, rows = _table(summary)
+    header, rows = summary_table(summary)
     best_row = list(results).index(summary["best"])
     lines = [f"# musicrgan compare: {', '.join(results)} on {data}", "",
              f"Each family trained for about {summary['budget_minutes']:g} minutes on this "
@@ -131,7 +131,7 @@ def _write_report(out: Path, data: Path, summary: dict) -> None:
     atomic_write_text(out / "compare.json", json.dumps(summary, indent=1))
 
 
-def _table(summary: dict) -> tuple[list[str], list[list]]:
+def summary_table(summary: dict) -> tuple[list[str], list[list]]:
     header = ["family", "Fréchet ↓", "descriptors in range", "loudness LUFS", "flatness",
               "onsets/s", "tempo strength", "speed (x real time)", "parameters",
               "training min", "epochs"]

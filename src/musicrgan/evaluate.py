@@ -20,7 +20,7 @@ import numpy as np
 from . import audio, metrics
 from .audio import atomic_write_text
 from .data import CorpusError, corpus_files
-from .runs import RunError, load_run_config
+from .runs import RunError, load_model, load_run_config, read_state, training_seconds
 
 EVAL_JSON = "eval.json"
 EVAL_CLIPS = "eval"
@@ -94,7 +94,6 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
     reconstruction = None
     if hasattr(family, "reconstruct"):
-        from .runs import load_model
         model = load_model(run / made["checkpoint"], family)
         batch = np.stack(test[:n]) if family.rate == metrics.METRIC_RATE else np.stack(
             [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in test[:n]])
@@ -103,7 +102,6 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
                 for ref, est in zip(batch, decoded)]
         reconstruction = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
-    from .runs import read_state, training_seconds
     state = read_state(run)
     wall = made["generation_seconds"]
     result = {
