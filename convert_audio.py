@@ -19,19 +19,16 @@ USAGE = ("usage: python convert_audio.py <train dir in> <test dir in> <train dir
 
 
 def main(argv: list[str]) -> int:
+    from musicrgan.legacy import usage_error
     if len(argv) != 5:
-        print(f"{USAGE}\nconvert_audio.py: error: expected 5 arguments, got {len(argv)}",
-              file=sys.stderr)
-        return 2
+        return usage_error("convert_audio.py", f"expected 5 arguments, got {len(argv)}", USAGE)
     train_in, test_in, train_out, test_out, rate = argv
     if not rate.isdigit() or int(rate) <= 0:
-        print(f"convert_audio.py: error: <bitrate> is the sample rate in Hz, got {rate!r}",
-              file=sys.stderr)
-        return 2
+        return usage_error("convert_audio.py",
+                           f"<bitrate> is the sample rate in Hz, got {rate!r}")
     for folder in (train_in, test_in):
         if not Path(folder).exists():
-            print(f"convert_audio.py: error: input not found: {folder}", file=sys.stderr)
-            return 2
+            return usage_error("convert_audio.py", f"input not found: {folder}")
     from musicrgan.corpus.convert import convert
     status = 1
     for src, out in ((train_in, train_out), (test_in, test_out)):

@@ -24,15 +24,13 @@ USAGE = "usage: python make_music.py <model_path> <input_window> <bitrate> <num 
 
 
 def main(argv: list[str]) -> int:
+    from musicrgan.legacy import usage_error
     if len(argv) != 5:
-        print(f"{USAGE}\nmake_music.py: error: expected 5 arguments, got {len(argv)}",
-              file=sys.stderr)
-        return 2
+        return usage_error("make_music.py", f"expected 5 arguments, got {len(argv)}", USAGE)
     model_path, window, rate, n, save_path = argv
     if not (window.isdigit() and rate.isdigit() and n.isdigit()) or int(rate) == 0:
-        print("make_music.py: error: <input_window>, <bitrate> and <num songs> must be "
-              "positive whole numbers", file=sys.stderr)
-        return 2
+        return usage_error("make_music.py", "<input_window>, <bitrate> and <num songs> must "
+                           "be positive whole numbers")
     from musicrgan.cli import UsageError
     from musicrgan.generate import generate
     from musicrgan.runs import RunError, load_run_config, make_family
@@ -42,8 +40,7 @@ def main(argv: list[str]) -> int:
         paths = generate(Path(model_path), Path(save_path), n=int(n), seconds=10.0,
                          window=window_s, rate=int(rate), prime_from_corpus=family.takes_prime)
     except (RunError, UsageError) as exc:
-        print(f"make_music.py: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error("make_music.py", str(exc))
     for path in paths:
         print(path)
     return 0

@@ -23,16 +23,15 @@ USAGE = "usage: python train_model.py new|continue|generate <modelpath> <epochs>
 
 
 def main(argv: list[str]) -> int:
+    from musicrgan.legacy import usage_error
     if len(argv) != 4 or argv[0] not in ("new", "continue", "generate"):
-        print(f"{USAGE}\ntrain_model.py: error: expected new|continue|generate and 3 arguments",
-              file=sys.stderr)
-        return 2
+        return usage_error("train_model.py", "expected new|continue|generate and 3 arguments",
+                           USAGE)
     action, model_path, epochs, song_path = argv
     try:
         float(epochs)
     except ValueError:
-        print(f"train_model.py: error: <epochs> must be a number, got {epochs!r}", file=sys.stderr)
-        return 2
+        return usage_error("train_model.py", f"<epochs> must be a number, got {epochs!r}")
     from musicrgan.cli import main as cli
     if action == "new":
         corpus = Path(song_path)
