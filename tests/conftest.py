@@ -14,6 +14,11 @@ from musicrgan.audio import ffmpeg_exe  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def tiny_config(name: str) -> Path:
+    """The tiny preset of a family (configs/tiny-NAME.yaml): trains in seconds on a CPU."""
+    return ROOT / "configs" / f"tiny-{name}.yaml"
+
+
 def chord(seconds: float, rate: int, freqs=(220.0, 330.0, 440.0), amp=0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     x = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs)

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, tiny_config as tiny
 from musicrgan.metrics import DESCRIPTORS
-
-
-def tiny(name):
-    return ROOT / "configs" / f"tiny-{name}.yaml"
 
 
 class _Refs(HTMLParser):

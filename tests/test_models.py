@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models import family_names, get_family
 from musicrgan.models.base import ConfigError
@@ -17,7 +17,7 @@ FAMILIES = ["sample-lstm", "fft-lstm", "lstm-gan"]
 
 
 def tiny(name):
-    return yaml.safe_load((ROOT / "configs" / f"tiny-{name}.yaml").read_text())
+    return yaml.safe_load(tiny_config(name).read_text())
 
 
 def test_registry_knows_every_family():

@@ -10,12 +10,8 @@ import time
 
 import soundfile as sf
 
-from conftest import ROOT, assert_one_line_error, chord, run_cli, write_wav
+from conftest import ROOT, tiny_config as tiny, assert_one_line_error, chord, run_cli, write_wav
 from musicrgan.runs import read_history
-
-
-def tiny(name):
-    return ROOT / "configs" / f"tiny-{name}.yaml"
 
 
 def test_kill_minus_nine_during_training_then_continue_keeps_history_whole(techno, tmp_path):

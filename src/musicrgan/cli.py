@@ -13,6 +13,7 @@ from pathlib import Path
 
 import musicrgan  # noqa: F401  (sets TensorFlow's quiet logging before anything imports it)
 from musicrgan.data import CorpusError
+from musicrgan.runs import RunError, TrainingStopped
 
 
 class UsageError(Exception):
@@ -128,24 +129,18 @@ def cmd_train(args) -> int:
     """Train a model: `train new RUN --model FAMILY --data CORPUS` starts a run folder,
     `train continue RUN` resumes it from its last complete epoch. History is kept across
     sessions in RUN/history.csv."""
-    from .runs import RunError, TrainingStopped, train
-    try:
-        if args.action == "new":
-            if not args.model or not args.data:
-                raise UsageError("train new needs --model FAMILY and --data CORPUS")
-            overrides = _load_config_file(args.config, args.set)
-            state = train(Path(args.run), args.epochs, family_name=args.model, data=args.data,
-                          config_overrides=overrides, new=True)
-        else:
-            if args.model or args.data or args.config or args.set:
-                raise UsageError("train continue takes the run's frozen config; leave out "
-                                 "--model, --data, --config and --set")
-            state = train(Path(args.run), args.epochs)
-    except RunError as exc:
-        raise UsageError(str(exc)) from exc
-    except TrainingStopped as exc:
-        print(f"musicrgan train: {exc}", file=sys.stderr)
-        return 1
+    from .runs import train
+    if args.action == "new":
+        if not args.model or not args.data:
+            raise UsageError("train new needs --model FAMILY and --data CORPUS")
+        overrides = _load_config_file(args.config, args.set)
+        state = train(Path(args.run), args.epochs, family_name=args.model, data=args.data,
+                      config_overrides=overrides, new=True)
+    else:
+        if args.model or args.data or args.config or args.set:
+            raise UsageError("train continue takes the run's frozen config; leave out "
+                             "--model, --data, --config and --set")
+        state = train(Path(args.run), args.epochs)
     last = state["history"][-1] if state["history"] else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "loss" in k)
     print(f"{args.run}: {state['epochs_done']} epochs done ({summary}); "
@@ -157,14 +152,10 @@ def cmd_generate(args) -> int:
     """Generate new audio from a trained run: n songs in one batch, written as wavs at the
     model's sample rate. Same seed, same output."""
     from .generate import generate
-    from .runs import RunError
-    try:
-        paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
-                         prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
-                         window=args.window, temperature=args.temperature, seed=args.seed,
-                         checkpoint=args.checkpoint, progress=not args.quiet)
-    except RunError as exc:
-        raise UsageError(str(exc)) from exc
+    paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
+                     prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
+                     window=args.window, temperature=args.temperature, seed=args.seed,
+                     checkpoint=args.checkpoint, progress=not args.quiet)
     for path in paths:
         print(path)
     return 0
@@ -176,13 +167,9 @@ def cmd_evaluate(args) -> int:
     tempo), speed, and reconstruction metrics for families that encode audio. Writes
     RUN/eval.json and RUN/eval/*.wav."""
     from .evaluate import evaluate, format_table
-    from .runs import RunError
-    try:
-        result = evaluate(Path(args.run), data=args.data, n=args.n, seconds=args.seconds,
-                          seed=args.seed, checkpoint=args.checkpoint,
-                          temperature=args.temperature, progress=not args.quiet)
-    except RunError as exc:
-        raise UsageError(str(exc)) from exc
+    result = evaluate(Path(args.run), data=args.data, n=args.n, seconds=args.seconds,
+                      seed=args.seed, checkpoint=args.checkpoint,
+                      temperature=args.temperature, progress=not args.quiet)
     print(format_table(result))
     print(f"written: {Path(args.run) / 'eval.json'}")
     return 0
@@ -193,8 +180,7 @@ def cmd_compare(args) -> int:
     same way, and write DIR/report.md and DIR/index.html (a table of metrics, speed,
     parameters and training time; loss curves; spectrograms; players for generated clips
     beside corpus clips). Re-running resumes."""
-    from .compare import compare
-    from .runs import RunError, TrainingStopped
+    from .compare import compare, summary_table
     families = [f.strip() for f in args.models.split(",") if f.strip()]
     if not families:
         raise UsageError("--models needs at least one family, e.g. --models fft-lstm,lstm-gan")
@@ -208,16 +194,8 @@ def cmd_compare(args) -> int:
         if family not in families:
             raise UsageError(f"--config names {family}, which is not in --models")
         configs[family] = _load_config_file(path, None)
-    try:
-        summary = compare(args.data, families, args.budget_minutes, args.out, configs=configs,
-                          n=args.n, seconds=args.seconds, seed=args.seed,
-                          progress=not args.quiet)
-    except RunError as exc:
-        raise UsageError(str(exc)) from exc
-    except TrainingStopped as exc:
-        print(f"musicrgan compare: {exc}", file=sys.stderr)
-        return 1
-    from .compare import summary_table
+    summary = compare(args.data, families, args.budget_minutes, args.out, configs=configs,
+                      n=args.n, seconds=args.seconds, seed=args.seed, progress=not args.quiet)
     header, rows = summary_table(summary)
     print("\n" + "  ".join(f"{h}" for h in header[:3] + header[7:]))
     for row in rows[:len(families)]:
@@ -319,9 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, CorpusError) as exc:
+    except (UsageError, CorpusError, RunError) as exc:
         print(f"musicrgan {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingStopped as exc:  # e.g. a NaN loss: not a usage error, but no traceback
+        print(f"musicrgan {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"musicrgan {args.command}: interrupted", file=sys.stderr)
         return 130
