@@ -24,8 +24,8 @@ from . import audio, metrics
 from .audio import atomic_write_text
 from .evaluate import corpus_clips, evaluate
 from .report import clip_card, loss_png, page, spectrogram_png, table
-from .runs import (CONFIG, RunError, load_run_config, read_history, read_state, train,
-                   training_seconds)
+from .runs import (CONFIG, RunError, load_run_config, patience_exhausted, read_history,
+                   read_state, train, training_seconds)
 
 MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
 
@@ -45,14 +45,14 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
     results = {}
     for name in families:
         run = out / "runs" / name
-        state = read_state(run) if (run / CONFIG).exists() else None
-        if state is None or (training_seconds(state) < budget and not _stopped_early(run, state)):
-            spent = training_seconds(state) if state else 0.0
+        exists = (run / CONFIG).exists()
+        if not exists or _needs_training(run, budget):
+            spent = training_seconds(read_state(run))
             print(f"\n== {name}: training for {(budget - spent) / 60:.2g} of "
                   f"{budget_minutes:g} min", flush=True)
-            state = train(run, MAX_EPOCHS, family_name=name, data=str(data),
-                          config_overrides=(configs or {}).get(name), new=state is None,
-                          budget_seconds=budget, verbose=None if progress else 0)
+            train(run, MAX_EPOCHS, family_name=name, data=str(data),
+                  config_overrides=(configs or {}).get(name), new=not exists,
+                  budget_seconds=budget, verbose=None if progress else 0)
         print(f"== {name}: evaluating", flush=True)
         results[name] = evaluate(run, data=str(data), n=n, seconds=seconds, seed=seed,
                                  progress=progress)
@@ -63,9 +63,11 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
     return summary
 
 
-def _stopped_early(run: Path, state: dict) -> bool:
+def _needs_training(run: Path, budget: float) -> bool:
+    """An existing run trains on until its budget is spent, unless it stopped early."""
+    state = read_state(run)
     patience = load_run_config(run)["config"].get("patience")
-    return bool(patience) and state["wait"] >= patience
+    return training_seconds(state) < budget and not patience_exhausted(state, patience)
 
 
 def _write_report(out: Path, data: Path, summary: dict) -> None:

@@ -127,6 +127,11 @@ def read_history(run: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def patience_exhausted(state: dict, patience: int) -> bool:
+    """Early stopping's condition: `patience` epochs without a better validation loss."""
+    return bool(patience) and state["wait"] >= patience
+
+
 def training_seconds(state: dict) -> float:
     """Wall seconds spent in committed epochs, over every session of the run."""
     return float(sum(row.get("seconds", 0.0) for row in state["history"]))
@@ -182,7 +187,7 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
             c = family.config
             if c.sample_every and number % c.sample_every == 0:
                 self.write_sample(number)
-            if c.patience and monitored is not None and state["wait"] >= c.patience:
+            if monitored is not None and patience_exhausted(state, c.patience):
                 self.stopped_early = True
                 self.model.stop_training = True
             if budget_seconds is not None and training_seconds(state) >= budget_seconds:
