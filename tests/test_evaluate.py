@@ -246,3 +246,21 @@ def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno,
     assert r["si_sdr"] > 0  # 40 steps already reproduce more signal than they distort
     saved = json.loads((run / "eval.json").read_text())["reconstruction"]
     assert saved == pytest.approx(r)
+
+
+def test_corpus_clips_spread_over_files_and_round_robin(techno):
+    import numpy as np
+    from musicrgan.audio import load
+    from musicrgan.data import corpus_files
+    from musicrgan.evaluate import corpus_clips
+    files = corpus_files(techno, "train")
+    assert len(files) >= 3
+    # fewer clips than files: the first clip of files spread over the split
+    two = corpus_clips(techno, "train", 1.0, 2, rate=8000)
+    assert len(two) == 2
+    for clip, info in zip(two, (files[0], files[-1])):
+        np.testing.assert_allclose(clip, load(info.path, 8000)[:8000], atol=1e-6)
+    # more clips than files: every file's first clip before any file's second
+    many = corpus_clips(techno, "train", 1.0, len(files) + 1, rate=8000)
+    np.testing.assert_allclose(many[len(files)], load(files[0].path, 8000)[8000:16000],
+                               atol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import audio, metrics
 from .audio import atomic_write_text
-from .data import CorpusError, corpus_files
+from .data import CorpusError, corpus_files, read_window
 from .runs import RunError, load_model, load_run_config, read_state, training_seconds
 
 EVAL_JSON = "eval.json"
@@ -30,11 +30,19 @@ def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
                  rate: int = metrics.METRIC_RATE) -> list[np.ndarray]:
     """Up to `limit` non-overlapping clips of `seconds` from a corpus split, taken round-robin
     across files (first clip of every file, then second clips, ...) so a few long files do
-    not crowd out the rest."""
+    not crowd out the rest. With more files than `limit`, files spread over the split are
+    used, and only the start of each file that is needed is read."""
     length = int(round(seconds * rate))
+    files = corpus_files(Path(data), split)
+    if len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
+    needed = -(-limit // max(1, len(files))) * length  # samples per file, rounded up to clips
     per_file = []
-    for info in corpus_files(Path(data), split):
-        x = audio.load(info.path, rate)
+    for info in files:
+        if info.rate == rate:  # a partial read; other rates go through ffmpeg, whole
+            x = read_window(info.path, 0, min(info.frames, needed))
+        else:
+            x = audio.load(info.path, rate)[:needed]
         per_file.append([x[i:i + length] for i in range(0, x.size - length + 1, length)])
     clips = []
     for k in range(max((len(c) for c in per_file), default=0)):
