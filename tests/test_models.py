@@ -52,8 +52,12 @@ def test_tiny_run_trains_saves_loads_identically_and_generates(name, techno, tmp
     model = load_model(run / "model.keras", family)
     again = keras.saving.load_model(run / "model.keras", safe_mode=True)
     if name == "lstm-gan":
-        probe = np.random.default_rng(0).standard_normal((2, 5, family.config.noise_dim)).astype("float32")
-        a, b = model.generator(probe), again.generator(probe)
+        # noise + beat clock
+        probe = np.random.default_rng(0).standard_normal((2, 5, model.generator.input_shape[-1]))
+        a, b = model.generator(probe.astype("float32")), again.generator(probe.astype("float32"))
+        # the tempos it trained on travel with it (the fixture: 120-150 BPM, one found at 2/3)
+        low, high = np.asarray(again.tempo_range)
+        assert 95 < low <= high < 152
     else:
         windows = np.random.default_rng(0).uniform(-0.5, 0.5, (2, family.window())).astype("float32")
         x, _ = family.examples(tf.constant(windows))
@@ -94,7 +98,8 @@ def test_lstm_gan_learns_the_corpus_sound_neither_silence_nor_noise(tmp_path):
     flat_lo, flat_hi = np.percentile([metrics.spectral_flatness(s) for s in segments], [5, 95])
     noise_flatness = metrics.spectral_flatness(np.random.default_rng(0).uniform(-0.5, 0.5, 16000))
 
-    config = dict(frame=64, seq_len=16, noise_dim=16, hidden=32, critic_hidden=32, batch_size=8,
+    # 1 s windows of 16 ms frames, as the default config at 16 kHz: a window holds two beats
+    config = dict(frame=128, seq_len=64, noise_dim=16, hidden=32, critic_hidden=32, batch_size=8,
                   steps_per_epoch=100, validation_steps=2, learning_rate=5e-3,
                   critic_learning_rate=5e-3, seed=0)
     run = tmp_path / "run"

@@ -95,6 +95,8 @@ def test_generate_cli_writes_wavs_at_the_model_rate_and_is_reproducible(techno, 
     assert_one_line_error(run_cli("generate", run, "--n", "0"), "--n")
     assert_one_line_error(run_cli("generate", run, "--seconds", "-2"), "--seconds")
     assert_one_line_error(run_cli("generate", tmp_path / "missing"), "not found")
+    assert_one_line_error(run_cli("generate", run, "--bpm", "128"), "needs a model that keeps a beat clock")
+    assert_one_line_error(run_cli("generate", run, "--bpm", "0"), "--bpm must be between")
     notmodel = tmp_path / "fake"
     notmodel.mkdir()
     (notmodel / "config.yaml").write_text((run / "config.yaml").read_text())
@@ -107,6 +109,25 @@ def test_generate_cli_writes_wavs_at_the_model_rate_and_is_reproducible(techno, 
     assert_one_line_error(run_cli("train", "continue", tmp_path / "none"), "not found")
     assert_one_line_error(run_cli("train", "new", tmp_path / "r3", "--model", "fft-lstm",
                                   "--data", techno, "--set", "hiden=3"), "unknown config key")
+
+
+def test_gan_generates_at_the_tempo_asked_or_one_it_trained_on(techno, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("train", "new", run, "--model", "lstm-gan", "--data", techno, "--config",
+                   tiny("lstm-gan"), "--epochs", "1").returncode == 0
+    assert (techno / "beats.json").is_file()   # the corpus's beat grids, found once
+    for out, extra in (("asked", ["--bpm", "132"]), ("drawn", [])):
+        gen = run_cli("generate", run, "--n", "2", "--seconds", "0.5", "--out", tmp_path / out,
+                      *extra)
+        assert gen.returncode == 0, gen.stderr
+    asked = json.loads((tmp_path / "asked" / "index.json").read_text())["clips"]
+    assert [c["bpm"] for c in asked] == [132, 132]
+    assert "132" in (tmp_path / "asked" / "index.html").read_text()
+    grids = json.loads((techno / "beats.json").read_text())
+    train_tempos = [g["bpm"] for name, g in grids.items() if name.startswith("train/")]
+    drawn = [c["bpm"] for c in json.loads((tmp_path / "drawn" / "index.json").read_text())["clips"]]
+    assert all(min(train_tempos) - 0.01 <= b <= max(train_tempos) + 0.01 for b in drawn)
+    assert drawn[0] != drawn[1]
 
 
 def test_original_commands_map_onto_the_new_cli(tmp_path):

@@ -155,7 +155,7 @@ def cmd_generate(args) -> int:
     paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
                      prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
                      window=args.window, temperature=args.temperature, seed=args.seed,
-                     checkpoint=args.checkpoint, progress=not args.quiet)
+                     checkpoint=args.checkpoint, bpm=args.bpm, progress=not args.quiet)
     for path in paths:
         print(path)
     return 0
@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample-lstm, 0.3 for fft-lstm)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--bpm", type=float,
+                   help="tempo of every song, for models with a beat clock (lstm-gan); "
+                        "default: drawn per song from the tempos of the training corpus")
     p.add_argument("--quiet", action="store_true")
 
     p = add("compare", cmd_compare)

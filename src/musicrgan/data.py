@@ -66,7 +66,7 @@ class WindowSource:
     """The windows one split of a corpus can give, as plain Python (tf.data wraps it)."""
 
     def __init__(self, corpus: str | Path, split: str, window: int, *, pad_short: bool = False,
-                 hop: int | None = None):
+                 hop: int | None = None, beats: bool = False):
         self.corpus, self.split, self.window = Path(corpus), split, int(window)
         if self.window <= 0:
             raise CorpusError(f"window must be positive, got {window}")
@@ -86,6 +86,18 @@ class WindowSource:
         self.weights = np.array([max(1, f.frames - self.window + 1) for f in self.files],
                                 dtype=np.float64)
         self.weights /= self.weights.sum()
+        # with beats, each window comes with (tempo in BPM, beat position at its first sample)
+        self.grids = None
+        if beats:
+            from .beats import corpus_grids
+            self.grids = corpus_grids(self.corpus, [f.path for f in self.files])
+
+    def _item(self, i: int, start: int):
+        window = read_window(self.files[i].path, start, self.window)
+        if self.grids is None:
+            return window
+        grid = self.grids[i]
+        return window, np.array([grid.bpm, grid.beat_at(start / self.files[i].rate)], np.float32)
 
     @property
     def rate(self) -> int:
@@ -112,18 +124,20 @@ class WindowSource:
             i = rng.choice(len(self.files), p=self.weights)
             f = self.files[i]
             start = int(rng.integers(0, max(1, f.frames - self.window + 1)))
-            yield read_window(f.path, start, self.window)
+            yield self._item(i, start)
 
     def sequential_windows(self):
         for i, start in self.sequential_positions():
-            yield read_window(self.files[i].path, start, self.window)
+            yield self._item(i, start)
 
 
 def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int, *,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
                    shuffle_buffer: int = 0, pad_short: bool = False, hop: int | None = None,
-                   deterministic: bool | None = None, prefetch: bool = True):
-    """A batched `tf.data.Dataset` of float32 windows, shape (batch_size, window).
+                   deterministic: bool | None = None, prefetch: bool = True,
+                   beats: bool = False):
+    """A batched `tf.data.Dataset` of float32 windows, shape (batch_size, window); with
+    beats, of (windows, (batch_size, 2) [tempo, beat position at the first sample]).
 
     training=True: random offsets, `steps` batches per pass (default: one pass's worth of
     distinct windows). training=False: every window in order (hop apart), once.
@@ -132,13 +146,15 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     from . import import_tensorflow
     tf = import_tensorflow()
 
-    source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop)
+    source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop, beats=beats)
     distinct = source.count_distinct()
     if training and distinct < batch_size:
         raise CorpusError(
             f"{source.corpus / split} holds only {distinct} window(s) of {window} samples, fewer "
             f"than one batch of {batch_size}: use a smaller batch or window, or more audio")
     spec = tf.TensorSpec(shape=(window,), dtype=tf.float32)
+    if beats:
+        spec = (spec, tf.TensorSpec(shape=(2,), dtype=tf.float32))
     if training:
         n_batches = steps or max(1, distinct // batch_size)
         passes = iter(range(2**62))

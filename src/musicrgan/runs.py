@@ -242,10 +242,12 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
     if c.seed is not None:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
     window = family.window()
+    beats = family.uses_beats
     train_ds = window_dataset(data, "train", window, c.batch_size, steps=c.steps_per_epoch,
-                              seed=None if c.seed is None else c.seed + state["epochs_done"])
+                              seed=None if c.seed is None else c.seed + state["epochs_done"],
+                              beats=beats)
     try:
-        val_ds = window_dataset(data, "test", window, c.batch_size, training=False)
+        val_ds = window_dataset(data, "test", window, c.batch_size, training=False, beats=beats)
     except CorpusError as exc:
         raise RunError(f"validation needs the corpus's test split: {exc}") from exc
     val_ds = val_ds.take(c.validation_steps)

@@ -64,6 +64,8 @@ class Family:
     Config: type = TrainConfig
     monitor: str = "val_loss"   # what best.keras and early stopping watch
     takes_prime: bool = True
+    # True: training windows come with their beat grid, and `examples` takes (windows, beats)
+    uses_beats: bool = False
     # what --temperature means differs by family; this is the value generate uses by default
     default_temperature: float = 1.0
 

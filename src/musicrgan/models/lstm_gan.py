@@ -39,6 +39,10 @@ class LSTMGANConfig(TrainConfig):
     learning_rate: float = 2e-3
     critic_learning_rate: float = 2e-3
     feature_matching: float = 10.0    # weight of the spectral feature-matching term
+    # the generator hears a beat clock (the phase of bar, beat and 16th note) and the
+    # discriminator judges the audio together with it, against each training window's beat
+    # grid (beats.py): the pulse has to fall where the clock says
+    beat_clock: bool = True
     # how LSTM states become samples: "dense" (one Dense layer per frame, the original's
     # way) or "conv" (transposed convolutions, 4x per layer, as MelGAN's generator)
     upsampler: str = "conv"
@@ -75,16 +79,35 @@ class LogSpectrum(keras.layers.Layer):
         return {**super().get_config(), "frame_length": self.frame_length}
 
 
+CLOCK_FEATURES = 6
+
+
+def beat_clock(beats, steps, hop, centre, rate):
+    """(batch, 2) [tempo in BPM, beat position at the window's first sample] → (batch,
+    steps, 6): sin and cos of the phase of the bar (4 beats), the beat and the 16th note at
+    sample `centre + i * hop` of the window, for i < steps."""
+    times = (ops.cast(ops.arange(steps), "float32") * hop + centre) / rate
+    position = beats[:, 1:2] + times[None, :] * beats[:, 0:1] / 60.0
+    angles = 2.0 * np.pi * ops.stack([position / 4.0, position, position * 4.0], axis=-1)
+    return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="musicrgan")
 class LSTMGAN(keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
 
     def __init__(self, generator, discriminator, frame_length, noise_dim, feature_matching=1.0,
-                 **kwargs):
+                 beat_clock=False, rate=16000, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.frame_length, self.noise_dim = frame_length, noise_dim
         self.feature_matching = feature_matching
+        self.beat_clock, self.rate = beat_clock, rate
+        # lowest and highest tempo of the training windows (saved with the model), so
+        # generation draws tempos the model has heard
+        self.tempo_range = self.add_weight(
+            shape=(2,), initializer=keras.initializers.Constant([np.inf, -np.inf]),
+            trainable=False, name="tempo_range")
         self.spectrum = LogSpectrum(frame_length, name="spectrum")
         # feature matching also at 4x the frame length: bins of 16 Hz at 16 kHz resolve a kick
         self.fine_spectrum = LogSpectrum(4 * frame_length, name="fine_spectrum")
@@ -122,6 +145,23 @@ class LSTMGAN(keras.Model):
     def _noise(self, batch, steps):
         return tf.random.normal((batch, steps, self.noise_dim))
 
+    def generate_audio(self, noise, beats=None, training=False):
+        """Noise (batch, steps, noise_dim) [+ beats (batch, 2)] → (batch, samples)."""
+        if self.beat_clock:
+            steps = ops.shape(noise)[1]
+            clock = beat_clock(beats, steps, self.frame_length, self.frame_length / 2, self.rate)
+            noise = ops.concatenate([noise, clock], axis=-1)
+        frames = self.generator(noise, training=training)
+        return ops.reshape(frames, (ops.shape(frames)[0], -1))
+
+    def critic(self, audio, beats=None, training=False):
+        spectra = self.spectrum(audio)
+        if self.beat_clock:
+            hop = self.frame_length // 2
+            clock = beat_clock(beats, ops.shape(spectra)[1], hop, self.frame_length / 2, self.rate)
+            spectra = ops.concatenate([spectra, clock], axis=-1)
+        return self.discriminator(spectra, training=training)
+
     def _spectral_distance(self, real, fake):
         """Distance between the statistics of real and generated log spectra at two
         resolutions: the mean over batch and time (the average spectrum) and the standard
@@ -134,20 +174,33 @@ class LSTMGAN(keras.Model):
                                       - ops.mean(ops.std(f, axis=1), axis=0)))
         return total / 2
 
-    def train_step(self, real):
+    def train_step(self, data):
+        real, beats = data if self.beat_clock else (data, None)
         batch = tf.shape(real)[0]
         steps = tf.shape(real)[1] // self.frame_length
         with tf.GradientTape() as tape:
-            fake = self(self._noise(batch, steps), training=True)
-            d_real = self.discriminator(self.spectrum(real), training=True)
-            d_fake = self.discriminator(self.spectrum(fake), training=True)
+            fake = self.generate_audio(self._noise(batch, steps), beats, training=True)
+            d_real = self.critic(real, beats, training=True)
+            d_fake = self.critic(fake, beats, training=True)
             d_loss = ops.mean(ops.relu(1.0 - d_real)) + ops.mean(ops.relu(1.0 + d_fake))
+            if self.beat_clock:
+                # real audio heard against a clock a quarter to three quarters of a beat off
+                # counts as fake (the matching-aware discriminator of Reed et al. 2016): the
+                # discriminator has to check where the beats fall, not only how it sounds
+                shift = tf.random.uniform((batch, 1), 0.25, 0.75)
+                wrong = ops.concatenate([beats[:, :1], beats[:, 1:] + shift], axis=1)
+                d_wrong = self.critic(real, wrong, training=True)
+                d_loss = d_loss + ops.mean(ops.relu(1.0 + d_wrong))
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.critic_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        if self.beat_clock:
+            self.tempo_range.assign(ops.stack([
+                ops.minimum(self.tempo_range[0], ops.min(beats[:, 0])),
+                ops.maximum(self.tempo_range[1], ops.max(beats[:, 0]))]))
 
         with tf.GradientTape() as tape:
-            fake = self(self._noise(batch, steps), training=True)
-            d_fake_g = self.discriminator(self.spectrum(fake), training=True)
+            fake = self.generate_audio(self._noise(batch, steps), beats, training=True)
+            d_fake_g = self.critic(fake, beats, training=True)
             spectral = self._spectral_distance(real, fake)
             g_loss = -ops.mean(d_fake_g) + self.feature_matching * spectral
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
@@ -158,9 +211,12 @@ class LSTMGAN(keras.Model):
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
 
-    def test_step(self, real):
+    def test_step(self, data):
+        real, beats = data if self.beat_clock else (data, None)
         steps = tf.shape(real)[1] // self.frame_length
-        fake = self(self._noise(tf.shape(real)[0], steps), training=False)
+        # the same noise at every validation, so epochs are compared on equal terms
+        noise = tf.random.stateless_normal((tf.shape(real)[0], steps, self.noise_dim), [0, 0])
+        fake = self.generate_audio(noise, beats)
         spectral = self._spectral_distance(real, fake)
         self.trackers["spectral"].update_state(spectral)
         # "loss" is what val_loss, best.keras and early stopping read
@@ -171,7 +227,8 @@ class LSTMGAN(keras.Model):
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator),
                 "frame_length": self.frame_length, "noise_dim": self.noise_dim,
-                "feature_matching": self.feature_matching}
+                "feature_matching": self.feature_matching,
+                "beat_clock": self.beat_clock, "rate": self.rate}
 
     @classmethod
     def from_config(cls, config):
@@ -187,15 +244,20 @@ class LSTMGANFamily(Family):
     Config = LSTMGANConfig
     takes_prime = False
 
+    @property
+    def uses_beats(self):
+        return self.config.beat_clock
+
     def window(self):
         return self.config.frame * self.config.seq_len
 
-    def examples(self, windows):
-        return windows
+    def examples(self, windows, beats=None):
+        return windows if beats is None else (windows, beats)
 
     def build(self):
         c = self.config
-        noise = keras.Input((None, c.noise_dim), name="noise")
+        clock = CLOCK_FEATURES if c.beat_clock else 0
+        noise = keras.Input((None, c.noise_dim + clock), name="noise")
         h = keras.layers.LSTM(c.hidden, return_sequences=True, name="g_lstm")(noise)
         if c.upsampler == "dense":
             h = keras.layers.Dense(c.hidden, activation="relu", name="g_dense")(h)
@@ -213,7 +275,7 @@ class LSTMGANFamily(Family):
         generator = keras.Model(noise, frames, name="generator")
 
         bins = c.frame // 2 + 1
-        spectra = keras.Input((None, bins), name="log_spectra")
+        spectra = keras.Input((None, bins + clock), name="log_spectra")
         sn = keras.layers.SpectralNormalization
         # Dense acts on the last axis of every frame; TimeDistributed would do the same but,
         # with a known number of frames, unrolls into one copy per frame (a 60 s trace)
@@ -225,8 +287,8 @@ class LSTMGANFamily(Family):
         discriminator = keras.Model(spectra, score, name="discriminator")
 
         model = LSTMGAN(generator, discriminator, c.frame, c.noise_dim, c.feature_matching,
-                        name="lstm_gan")
-        model.build((None, None, c.noise_dim))
+                        c.beat_clock, self.rate, name="lstm_gan")
+        model.build((None, None, c.noise_dim + clock))
         self.compile(model)
         return model
 
@@ -235,11 +297,23 @@ class LSTMGANFamily(Family):
         model.compile(generator_optimizer=keras.optimizers.Adam(c.learning_rate, 0.5, 0.9),
                       critic_optimizer=keras.optimizers.Adam(c.critic_learning_rate, 0.5, 0.9))
 
-    def generate(self, model, n, samples, prime, temperature, seed, progress=None):
+    def tempos(self, model, n, seed, bpm=None):
+        """Tempo of each of n clips: `bpm`, or drawn from the training windows' range."""
+        if bpm:
+            return np.full(n, float(bpm), np.float32)
+        low, high = np.asarray(model.tempo_range)
+        if not low <= high:   # never trained
+            low = high = 120.0
+        return np.random.default_rng(seed).uniform(low, high, n).astype(np.float32)
+
+    def generate(self, model, n, samples, prime, temperature, seed, progress=None, bpm=None):
         steps = int(np.ceil(samples / self.config.frame))
         scale = temperature if temperature > 0 else 1.0
         noise = scale * tf.random.stateless_normal((n, steps, self.config.noise_dim), [seed, 0])
-        audio = np.asarray(model.generator(noise, training=False)).reshape(n, -1)
+        beats = None
+        if self.config.beat_clock:
+            beats = np.stack([self.tempos(model, n, seed, bpm), np.zeros(n, np.float32)], axis=1)
+        audio = np.asarray(model.generate_audio(noise, beats)).reshape(n, -1)
         if progress:
             progress(samples)
         return audio[:, :samples].astype(np.float32)
