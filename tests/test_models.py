@@ -55,6 +55,11 @@ def test_tiny_run_trains_saves_loads_identically_and_generates(name, techno, tmp
         # noise + beat clock
         probe = np.random.default_rng(0).standard_normal((2, 5, model.generator.input_shape[-1]))
         a, b = model.generator(probe.astype("float32")), again.generator(probe.astype("float32"))
+        # what generation uses: the generator's moving average, saved beside it
+        average = again.average_generator(probe.astype("float32"))
+        np.testing.assert_array_equal(np.asarray(model.average_generator(probe.astype("float32"))),
+                                      np.asarray(average))
+        assert not np.allclose(np.asarray(average), np.asarray(b))
         # the tempos it trained on travel with it (the fixture: 120-150 BPM, one found at 2/3)
         low, high = np.asarray(again.tempo_range)
         assert 95 < low <= high < 152

@@ -267,7 +267,8 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
             # each pass of our datasets is exactly one epoch long; Keras notices the end
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, initial_epoch=start,
-                      epochs=start + epochs, callbacks=[callback, tensorboard],
+                      epochs=start + epochs,
+                      callbacks=[*family.callbacks(data), callback, tensorboard],
                       verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {run} keeps epoch {state['epochs_done']} (the last complete one); "

@@ -87,6 +87,11 @@ class Family:
     def compile(self, model: keras.Model) -> None:
         raise NotImplementedError
 
+    def callbacks(self, data: str) -> list:
+        """Keras callbacks training adds before its own (which reads `monitor` from the
+        logs): a family can put a validation measure of its own there."""
+        return []
+
     def generate(self, model: keras.Model, n: int, samples: int, prime: np.ndarray | None,
                  temperature: float, seed: int, progress=None) -> np.ndarray:
         """(n, samples) float32 audio in [-1, 1]."""
