@@ -33,7 +33,8 @@ def original_loop(family, model, steps: int) -> float:
         step = lambda w: model.predict(w, verbose=0)[:, -1] if c.mode == "seq2seq" \
             else model.predict(w, verbose=0)  # noqa: E731
     else:
-        window = np.random.default_rng(0).standard_normal((1, c.seq_len, c.noise_dim)).astype("float32")
+        width = model.generator.input_shape[-1]  # noise, and the beat clock
+        window = np.random.default_rng(0).standard_normal((1, c.seq_len, width)).astype("float32")
         step = lambda w: model.generator.predict(w, verbose=0)[:, -1]  # noqa: E731
     for _ in range(3):
         step(window)  # warm-up: tracing is not per-step cost
@@ -45,7 +46,7 @@ def original_loop(family, model, steps: int) -> float:
         elif family.name == "fft-lstm":
             nxt = out[:, None, :]
         else:
-            nxt = np.random.default_rng().standard_normal((1, 1, c.noise_dim)).astype("float32")
+            nxt = np.random.default_rng().standard_normal((1, 1, width)).astype("float32")
         window = np.concatenate([window[:, 1:], nxt], axis=1)
     return (time.perf_counter() - t) / steps
 

@@ -5,9 +5,10 @@ where to listen (about 5 minutes on 2 CPU cores). Re-running picks up where it s
 
 The family is the one `musicrgan compare` ranked first on this corpus under the same
 3-minute training budget; docs/compare.md has its table, the command and the machine.
-Generation and evaluation use best.keras, the epoch whose output spectrum was closest to the
-test split's (GAN epochs vary: in one demo run the last epoch's Fréchet distance was 178,
-the best epoch's 164 with flatness and centroid inside the corpus's range)."""
+Generation and evaluation use best.keras: for lstm-gan, the epoch whose clips were closest
+to the test split by Fréchet distance (it fell every epoch of a 3-minute run). Each loop
+gets a tempo from the corpus's range (lstm-gan keeps a beat clock; `generate --bpm` picks
+one)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .cli import main as cli
 CORPUS, RESULTS = "data/techno", "results"
 FAMILY = "lstm-gan"  # best by Fréchet distance in docs/compare.md
 RUN = f"runs/demo-{FAMILY}"
-EPOCHS = 10
+EPOCHS = 12
 
 
 def run(epochs: int = EPOCHS, loops: int = 24, seconds: float = 8.0) -> int:
