@@ -61,6 +61,11 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
     assert result["speed"]["realtime_factor_batch"] == pytest.approx(
         3 * result["speed"]["realtime_factor_per_stream"], rel=0.01)
     assert result["reconstruction"] is None  # lstm-gan does not encode audio
+    # lstm-gan keeps a beat clock: each clip's tempo, asked and found (a tiny run keeps none)
+    t = result["tempo_asked"]
+    assert len(t["asked"]) == len(t["found"]) == 3 and 0 <= t["within_3_percent"] <= 1
+    assert [d["tempo"] for d in result["generated_descriptors"]] == t["found"]
+    assert "of the tempo they were generated at" in proc.stdout
     assert len(result["clips"]) == 3
     for clip in result["clips"]:
         assert (trained_run / clip).is_file()

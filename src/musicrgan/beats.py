@@ -5,13 +5,14 @@ A grid is a constant tempo and the time of one downbeat, found from the spectral
 (metrics.onset_envelope): the autocorrelation tempo (metrics.tempo) is refined by the grid
 that collects the most flux, searched over ±4 % of tempo and every phase. That suits loops
 and most dance music, which keep one tempo; music that drifts gets the grid that fits best
-overall. Grids of a corpus are cached in CORPUS/beats.json, keyed by file and length, so
-they are found once.
+overall. Grids of a corpus are cached in CORPUS/beats.json, keyed by file, length and
+modification time, so they are found once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,11 +107,12 @@ def corpus_grids(corpus: str | Path, paths: list[str]) -> list[BeatGrid]:
     grids, changed = [], False
     for path in paths:
         key = str(Path(path).resolve().relative_to(corpus.resolve()))
-        frames = sf.info(path).frames
+        # a file converted again (same name, new content) has a new length or time
+        stamp = {"frames": sf.info(path).frames, "mtime_ns": os.stat(path).st_mtime_ns}
         entry = cache.get(key)
-        if not entry or entry.get("frames") != frames:
-            audio, rate = sf.read(path, dtype="float32", always_2d=True)
-            entry = {**asdict(find_grid(audio.mean(axis=1), rate)), "frames": frames}
+        if not entry or any(entry.get(k) != v for k, v in stamp.items()):
+            samples, rate = sf.read(path, dtype="float32", always_2d=True)
+            entry = {**asdict(find_grid(samples.mean(axis=1), rate)), **stamp}
             cache[key], changed = entry, True
         grids.append(BeatGrid(entry["bpm"], entry["downbeat"], entry["strength"]))
     if changed:

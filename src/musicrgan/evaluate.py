@@ -110,6 +110,14 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
                 for ref, est in zip(batch, decoded)]
         reconstruction = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
+    tempo_asked = None
+    if "bpm" in made:
+        # a family with a beat clock: does each clip keep the tempo it was given?
+        found = [d["tempo"] for d in generated_descriptors]
+        tempo_asked = {"asked": made["bpm"], "found": found,
+                       "within_3_percent": float(np.mean(
+                           [abs(f / a - 1) < 0.03 for f, a in zip(found, made["bpm"])]))}
+
     state = read_state(run)
     wall = made["generation_seconds"]
     result = {
@@ -128,6 +136,7 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
                   "realtime_factor_per_stream": round(seconds / wall, 3) if wall else None,
                   "realtime_factor_batch": round(n * seconds / wall, 3) if wall else None},
         "reconstruction": reconstruction,
+        "tempo_asked": tempo_asked,
         "clips": [str(p.relative_to(run)) for p in sorted(clip_dir.glob("clip_*.wav"))][:n],
         "metric_seconds": round(time.perf_counter() - started, 2),
     }
@@ -150,6 +159,10 @@ def format_table(result: dict) -> str:
     s = result["speed"]
     lines.append(f"  speed: {s['realtime_factor_per_stream']}x real time per stream, "
                  f"{s['realtime_factor_batch']}x for the batch of {result['n']}")
+    if result.get("tempo_asked"):
+        t = result["tempo_asked"]
+        lines.append(f"  tempo: {t['within_3_percent'] * 100:.0f}% of clips within 3 % of the "
+                     "tempo they were generated at")
     if result["reconstruction"]:
         lines.append("  reconstruction: " + ", ".join(
             f"{k} {v:.3g}" for k, v in result["reconstruction"].items()))
