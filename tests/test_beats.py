@@ -51,7 +51,7 @@ def test_grids_of_the_built_in_corpus_match_its_labels(tmp_path):
     synth_corpus(tmp_path, loops=8, seconds=8, rate=RATE, seed=11, test_fraction=0.0)
     labels = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     paths = [str(tmp_path / e["path"]) for e in labels]
-    for entry, grid in zip(labels, beats.corpus_grids(tmp_path, paths)):
+    for entry, (grid,) in zip(labels, beats.corpus_grids(tmp_path, paths)):
         assert abs(grid.bpm / entry["bpm"] - 1) < 0.005, (entry["path"], entry["bpm"], grid)
         assert beat_offset(grid.downbeat, entry["bpm"]) < 0.015, (entry["path"], grid)
 
@@ -62,7 +62,7 @@ def test_corpus_grids_are_cached_and_refound_when_a_file_changes(tmp_path, monke
     sf.write(a, kick_track(128, 0.0, seconds=4), RATE)
     sf.write(b, kick_track(140, 0.0, seconds=4), RATE)
     first = beats.corpus_grids(tmp_path, [str(a), str(b)])
-    assert [round(g.bpm) for g in first] == [128, 140]
+    assert [[round(g.bpm) for g in grids] for grids in first] == [[128], [140]]
     assert set(json.loads((tmp_path / "beats.json").read_text())) == {"train/a.wav", "train/b.wav"}
 
     found = []
@@ -72,14 +72,14 @@ def test_corpus_grids_are_cached_and_refound_when_a_file_changes(tmp_path, monke
     assert not found
     sf.write(b, kick_track(120, 0.0, seconds=5), RATE)   # replaced by another take
     again = beats.corpus_grids(tmp_path, [str(a), str(b)])
-    assert len(found) == 1 and again[0] == first[0] and round(again[1].bpm) == 120
+    assert len(found) == 1 and again[0] == first[0] and round(again[1][0].bpm) == 120
 
 
 def test_windows_come_with_tempo_and_beat_position(tmp_path):
     (tmp_path / "test").mkdir()
     sf.write(tmp_path / "test" / "a.wav", kick_track(120, 0.25, seconds=6), RATE)
     window = RATE // 2
-    grid = WindowSource(tmp_path, "test", window, beats=True).grids[0]
+    (grid,) = WindowSource(tmp_path, "test", window, beats=True).grids[0]
     batches = list(window_dataset(tmp_path, "test", window, 4, training=False, beats=True))
     positions = np.concatenate([b[1].numpy() for b in batches])
     assert len(positions) == 12
@@ -89,3 +89,25 @@ def test_windows_come_with_tempo_and_beat_position(tmp_path):
     np.testing.assert_allclose(positions[:, 1], np.arange(12) - 0.5, atol=0.05)
     train_free = window_dataset(tmp_path, "test", window, 4, training=False)
     assert next(iter(train_free)).shape == (4, window)
+
+
+def test_a_long_track_gets_a_grid_per_half_minute_and_windows_follow_them(tmp_path):
+    """A song at 120 BPM for 30 s, then 128 BPM for 40 s: two grids (the last 10 s join
+    the second), and each window gets the tempo and beat position of the part it is in."""
+    x = np.concatenate([kick_track(120, 0.0, seconds=30), kick_track(128, 0.0, seconds=40)])
+    grids = beats.find_grids(x, RATE)
+    assert [g.start for g in grids] == [0.0, 30.0]
+    assert abs(grids[0].bpm - 120) < 0.3 and abs(grids[1].bpm - 128) < 0.3
+    assert beat_offset(grids[1].downbeat - 30.0, 128, period_beats=4) < 0.015
+    assert beats.grid_at(grids, 29.9) == grids[0] and beats.grid_at(grids, 65.0) == grids[1]
+
+    (tmp_path / "train").mkdir()
+    sf.write(tmp_path / "train" / "song.wav", x, RATE)
+    source = WindowSource(tmp_path, "train", RATE, beats=True)
+    for seconds, bpm in ((10.0, 120), (30.0 + 40 * 60 / 128, 128)):   # both on a kick
+        _, (found_bpm, position) = source._item(0, int(seconds * RATE))
+        grid = beats.grid_at(grids, seconds)
+        assert abs(found_bpm - bpm) < 0.3
+        assert position == pytest.approx(grid.beat_at(seconds), abs=1e-3)
+        # kicks on every beat: a window starting on one starts on a whole beat
+        assert abs(position - round(position)) < 0.05

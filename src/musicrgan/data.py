@@ -96,8 +96,10 @@ class WindowSource:
         window = read_window(self.files[i].path, start, self.window)
         if self.grids is None:
             return window
-        grid = self.grids[i]
-        return window, np.array([grid.bpm, grid.beat_at(start / self.files[i].rate)], np.float32)
+        from .beats import grid_at
+        seconds = start / self.files[i].rate
+        grid = grid_at(self.grids[i], seconds)
+        return window, np.array([grid.bpm, grid.beat_at(seconds)], np.float32)
 
     @property
     def rate(self) -> int:
