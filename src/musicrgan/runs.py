@@ -82,9 +82,15 @@ def load_model(path: Path, family):
     if not zipfile.is_zipfile(path):
         raise RunError(f"{path} is not a Keras model file")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            model = keras.saving.load_model(path, safe_mode=True, compile=True)
     except Exception as exc:
-        raise RunError(f"{path} could not be loaded as a model: {str(exc).splitlines()[0][:200]}")
+        message = str(exc).splitlines()[0][:200]
+        if "could not be loaded" in message:
+            raise RunError(f"{path} holds weights that do not fit today's {family.name} (made "
+                           f"by an earlier version of musicrgan?): train a new run") from exc
+        raise RunError(f"{path} could not be loaded as a model: {message}") from exc
     if getattr(model, "optimizer", None) is None:
         family.compile(model)
     return model
