@@ -108,7 +108,7 @@ def test_lstm_gan_learns_the_corpus_sound_neither_silence_nor_noise(tmp_path):
                   steps_per_epoch=100, validation_steps=2, learning_rate=5e-3,
                   critic_learning_rate=5e-3, seed=0)
     run = tmp_path / "run"
-    state = train(run, 3, family_name="lstm-gan", data=str(corpus), config_overrides=config,
+    state = train(run, 4, family_name="lstm-gan", data=str(corpus), config_overrides=config,
                   new=True, verbose=0)
     spectral = [row["spectral"] for row in state["history"]]
     assert spectral[-1] < spectral[0]  # feature matching improves over training

@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, help="seconds of priming audio")
     p.add_argument("--temperature", type=float,
                    help="sampling temperature (default: the family's, e.g. 1.0 for "
-                        "sample-lstm, 0.3 for fft-lstm)")
+                        "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--bpm", type=float,
