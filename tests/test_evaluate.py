@@ -65,7 +65,8 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
     t = result["tempo_asked"]
     assert len(t["asked"]) == len(t["found"]) == 3 and 0 <= t["within_3_percent"] <= 1
     assert [d["tempo"] for d in result["generated_descriptors"]] == t["found"]
-    assert "of the tempo they were generated at" in proc.stdout
+    assert 0 <= t["grid_alignment"] <= 1 and 0 <= t["grid_alignment_7_percent_off"] <= 1
+    assert "of the tempo they were generated at" in proc.stdout and "16th-note grid" in proc.stdout
     assert len(result["clips"]) == 3
     for clip in result["clips"]:
         assert (trained_run / clip).is_file()

@@ -106,3 +106,23 @@ def test_visqol_prefers_the_clean_copy():
     clean = M.visqol(x, x)
     assert clean > 4.5
     assert M.visqol(x, with_snr(x, 0)) < clean - 1.0
+
+
+def test_grid_alignment_of_onsets_on_and_off_the_grid():
+    """Clicks on 16th notes at 128 BPM (a pattern that repeats every 5 steps, whose tempo an
+    estimate would get wrong) sit on the 128 BPM grid, not on a grid 7 % off; clicks at
+    random times sit on neither."""
+    step = 60.0 / 128 / 4
+    x = np.zeros(8 * RATE)
+    rng = np.random.default_rng(0)
+    for start in np.arange(0, 7.9, 5 * step):
+        i = int(start * RATE)
+        x[i:i + 400] += 0.5 * np.exp(-np.arange(400) / 60.0) * rng.standard_normal(400)
+    assert M.grid_alignment(x, 128) > 0.9
+    assert M.grid_alignment(x, 128 * 1.07) < 0.4
+    scattered = np.zeros(8 * RATE)
+    for start in np.sort(rng.uniform(0, 7.9, 30)):
+        i = int(start * RATE)
+        scattered[i:i + 400] += 0.5 * np.exp(-np.arange(400) / 60.0) * rng.standard_normal(400)
+    assert M.grid_alignment(scattered, 128) < 0.4
+    assert M.grid_alignment(np.zeros(RATE), 128) == 0.0

@@ -140,16 +140,17 @@ def test_fft_lstm_next_block_variant_predicts_one_block_and_generates(techno, tm
 @pytest.mark.slow
 def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
     """The default lstm-gan, trained as `make demo` does (12 epochs, about 3 CPU minutes) on
-    the built-in corpus: of six 8-second clips asked for at 124 and at 146 BPM (inside the
-    corpus's 120-150), at least five have their pulse within 3 % of that tempo, about as
-    strong as the corpus's own (0.42 on average), and the Fréchet distance to the test split
-    fell over training."""
+    the built-in corpus: 8-second clips asked for at 124 and at 146 BPM (inside the corpus's
+    120-150) have their onsets on the 16th-note grid of that tempo (not of one 7 % off), a
+    pulse about as strong as the corpus's own (tempo strength 0.42 on average), and the
+    Fréchet distance to the test split fell over training. (The tempo estimate itself is not
+    asserted: it can land on 4/5 or 2/3 of a syncopated pattern's beat.)"""
     from musicrgan import metrics
     from musicrgan.corpus.synth import synth_corpus
+    from musicrgan.demo import EPOCHS
     corpus = tmp_path / "corpus"
     synth_corpus(corpus, loops=24, seconds=8, rate=16000, seed=0)
     run = tmp_path / "run"
-    from musicrgan.demo import EPOCHS
     state = train(run, EPOCHS, family_name="lstm-gan", data=str(corpus),
                   config_overrides={"seed": 0}, new=True, verbose=0)
     frechet = [row["val_frechet"] for row in state["history"]]
@@ -157,8 +158,11 @@ def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
     family = make_family(load_run_config(run))
     model = load_model(run / "best.keras", family)
     for bpm in (124, 146):
-        clips = family.generate(model, 6, 8 * 16000, None, 1.0, seed=3, bpm=bpm)
-        found = [metrics.tempo(clip) for clip in clips]
-        # (one clip in six may drift: seen once at 139 for 146)
-        assert sum(abs(tempo / bpm - 1) < 0.03 for tempo, _ in found) >= 5, (bpm, found)
-        assert np.mean([strength for _, strength in found]) > 0.25, (bpm, found)
+        clips = family.generate(model, 6, 8 * 16000, None, family.default_temperature, seed=3,
+                                bpm=bpm)
+        on = [metrics.grid_alignment(clip, bpm) for clip in clips]
+        off = [metrics.grid_alignment(clip, bpm * 1.07) for clip in clips]
+        strength = [metrics.tempo(clip)[1] for clip in clips]
+        # measured on a 3-minute run: 0.70-0.80 on the grid, 0.01-0.26 off it
+        assert np.mean(on) > 0.5 and np.mean(on) > 2.5 * np.mean(off), (bpm, on, off)
+        assert np.mean(strength) > 0.25, (bpm, strength)

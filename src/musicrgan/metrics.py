@@ -136,6 +136,20 @@ def onset_times(x: np.ndarray, rate: int = METRIC_RATE, hop: int = HOP // 2) -> 
     return np.maximum(0.0, (peaks - 0.5) * hop / rate)
 
 
+def grid_alignment(x: np.ndarray, bpm: float, rate: int = METRIC_RATE,
+                   per_beat: int = 4) -> float:
+    """How tightly the onsets sit on a grid of `per_beat` steps per beat at `bpm` (16th
+    notes by default), whatever its phase: the vector strength |mean(exp(2πi t/step))| of
+    the onset times. Near 1 when every onset is on the grid, about 1/sqrt(onsets) for onsets
+    at random; unlike a tempo estimate it does not care which multiple of the step the
+    pattern repeats at."""
+    times = onset_times(x, rate)
+    if times.size == 0:
+        return 0.0
+    step = 60.0 / bpm / per_beat
+    return float(np.abs(np.mean(np.exp(2j * np.pi * times / step))))
+
+
 def onset_rate(x: np.ndarray, rate: int = METRIC_RATE) -> float:
     return float(len(onset_times(x, rate)) / (len(x) / rate))
 
