@@ -42,17 +42,6 @@ class BeatGrid:
         return (np.asarray(seconds) - self.downbeat) * self.bpm / 60.0
 
 
-def _low_band_flux(x: np.ndarray, rate: int, hop: int) -> np.ndarray:
-    """Spectral flux below LOW_BAND_HZ: kicks and bass notes, which mark beats in most dance
-    music, where hats and claps often fall between them."""
-    x = np.concatenate([np.zeros(metrics.N_FFT), np.asarray(x, np.float64)])
-    power = metrics.stft_power(x, metrics.N_FFT, hop)
-    low = power[:, :max(2, int(LOW_BAND_HZ * metrics.N_FFT / rate))]
-    db = 10.0 * np.log10(low + 1e-10)
-    db = np.maximum(db, db.max() - 80.0)
-    return np.maximum(0.0, np.diff(db, axis=0)).mean(axis=1)
-
-
 def _grid_score(env: np.ndarray, period: float, step: float) -> tuple[float, float]:
     """(best mean flux on a grid of this period, its phase in frames, `step` apart)."""
     phases = np.arange(0.0, period, step)
@@ -70,7 +59,9 @@ def find_grid(x: np.ndarray, rate: int) -> BeatGrid:
         x, rate = audio.resample(np.asarray(x, np.float32), rate, metrics.METRIC_RATE), metrics.METRIC_RATE
     hop = metrics.HOP // 2
     bpm, strength = metrics.tempo(x, rate, hop)
-    env = _low_band_flux(x, rate, hop)
+    # kicks and bass notes below LOW_BAND_HZ mark the beats of most dance music, where hats
+    # and claps often fall between them
+    env = metrics.onset_envelope(x, rate, hop, below_hz=LOW_BAND_HZ)
     if strength <= 0 or env.size < 4 or env.max() <= 0:
         return BeatGrid(120.0, 0.0, 0.0)
     frame_rate = rate / hop

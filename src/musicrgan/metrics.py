@@ -108,12 +108,18 @@ def spectral_flatness(x: np.ndarray) -> float:
     return float(np.mean(np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)))
 
 
-def onset_envelope(x: np.ndarray, rate: int = METRIC_RATE, hop: int = HOP // 2) -> np.ndarray:
-    """Spectral flux: the half-wave-rectified rise of log-mel energy, one value per hop."""
+def onset_envelope(x: np.ndarray, rate: int = METRIC_RATE, hop: int = HOP // 2,
+                   below_hz: float | None = None) -> np.ndarray:
+    """Spectral flux: the half-wave-rectified rise of log-mel energy, one value per hop;
+    with below_hz, of the STFT bins below that frequency instead (beats.py: kicks)."""
     # leading silence, so a hit at time 0 is a rise too
     x = np.concatenate([np.zeros(N_FFT), np.asarray(x, np.float64)])
-    mel = stft_power(x, N_FFT, hop) @ mel_filterbank(rate, N_FFT, N_MELS).T
-    db = 10.0 * np.log10(mel + 1e-10)
+    power = stft_power(x, N_FFT, hop)
+    if below_hz is None:
+        bands = power @ mel_filterbank(rate, N_FFT, N_MELS).T
+    else:
+        bands = power[:, :max(2, int(below_hz * N_FFT / rate))]
+    db = 10.0 * np.log10(bands + 1e-10)
     db = np.maximum(db, db.max() - 80.0)  # an 80 dB floor keeps digital silence from flickering
     return np.maximum(0.0, np.diff(db, axis=0)).mean(axis=1)
 
