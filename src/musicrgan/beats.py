@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from . import audio, metrics
 from .audio import atomic_write_text
@@ -127,7 +128,6 @@ def corpus_grids(corpus: str | Path, paths: list[str]) -> list[list[BeatGrid]]:
     except (OSError, ValueError):
         cache = {}
     grids, changed = [], False
-    from tqdm import tqdm
     # a bar for a corpus seen the first time (about 300x real time on 2 cores)
     for path in tqdm(paths, desc="beat grids", unit="file", file=sys.stderr, leave=False,
                      disable=len(paths) < 50 or len(cache) >= len(paths)):

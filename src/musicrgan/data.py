@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .beats import corpus_grids, grid_at
 from .corpus.manifest import split_files
 
 
@@ -89,14 +90,12 @@ class WindowSource:
         # with beats, each window comes with (tempo in BPM, beat position at its first sample)
         self.grids = None
         if beats:
-            from .beats import corpus_grids
             self.grids = corpus_grids(self.corpus, [f.path for f in self.files])
 
     def _item(self, i: int, start: int):
         window = read_window(self.files[i].path, start, self.window)
         if self.grids is None:
             return window
-        from .beats import grid_at
         seconds = start / self.files[i].rate
         grid = grid_at(self.grids[i], seconds)
         return window, np.array([grid.bpm, grid.beat_at(seconds)], np.float32)
