@@ -39,6 +39,15 @@ BENCHES = [
      "octave wide, no double-period term) on the same onset envelopes; and descriptor "
      "speed in seconds of audio per second. No reference implementation (librosa, essentia) "
      "is installed on this machine, so the baseline is that approach re-run in our code."),
+    ("train_gan", "bench_train_gan.py",
+     "lstm-gan training steps per second (the demo's family, default config, batch 16 of 1 s "
+     "windows with their beat grids) through `fit` on a synthesized corpus: today's train "
+     "step against the step before the speed work of issue 9 (baseline_commit's "
+     "lstm_gan.py, loaded from git into the same process). Changes: one generator pass "
+     "serves both updates, the discriminator hears real, fake and wrong-clock audio in one "
+     "batch, and its LSTM steps over pairs of spectrum frames (critic_stride 2). Below: "
+     "the pieces of today's step timed alone, and the data pipeline's batches per second "
+     "(far above the step rate: the data is not what the step waits for)."),
     ("train_fft", "bench_train_fft.py",
      "fft-lstm training throughput on the converted orchestral corpus (block 512, 16 blocks, "
      "hidden 256, no overlap as in the original): the streaming pipeline against the "
