@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, metrics
+from . import audio, mastering, metrics
 from .audio import atomic_write_text
 from .data import CorpusError, corpus_files, read_window
 from .runs import RunError, load_model, load_run_config, read_state, training_seconds
@@ -34,6 +34,9 @@ def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
     used, and only the start of each file that is needed is read."""
     length = int(round(seconds * rate))
     files = corpus_files(Path(data), split)
+    if not files:
+        raise CorpusError(f"{data} has no {split} split (no readable wavs in "
+                          f"{Path(data) / split}): measuring needs held-out audio there")
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
     needed = -(-limit // max(1, len(files))) * length  # samples per file, rounded up to clips
@@ -90,16 +93,27 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         generated = [audio.resample(c, family.rate, metrics.METRIC_RATE) for c in generated]
 
     started = time.perf_counter()
-    generated_descriptors = [metrics.descriptors(c) for c in generated]
     test_descriptors = [metrics.descriptors(c) for c in test]
-    descriptors = {
-        name: metrics.compare_distributions([d[name] for d in generated_descriptors],
-                                            [d[name] for d in test_descriptors])
-        for name in metrics.DESCRIPTORS}
+
+    def measure(clips):
+        clip_descriptors = [metrics.descriptors(c) for c in clips]
+        return metrics.clips_frechet_distance(clips, test), clip_descriptors, {
+            name: metrics.compare_distributions([d[name] for d in clip_descriptors],
+                                                [d[name] for d in test_descriptors])
+            for name in metrics.DESCRIPTORS}
+
+    distance, generated_descriptors, descriptors = measure(generated)
     frechet = {
-        "generated_vs_test": metrics.clips_frechet_distance(generated, test),
+        "generated_vs_test": distance,
         "train_vs_test": metrics.clips_frechet_distance(train, test) if train else None,
         "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
+    # the same clips at the corpus's level (generate --match-loudness): what mastering buys
+    target = mastering.corpus_loudness(
+        run, run_config["data"] if Path(run_config["data"]).is_dir() else data)
+    distance, _, matched = measure(
+        [mastering.match_loudness(c, metrics.METRIC_RATE, target) for c in generated])
+    loudness_matched = {"target_lufs": round(target, 2), "frechet": distance,
+                        "descriptors": matched}
     reconstruction = None
     if hasattr(family, "reconstruct"):
         model = load_model(run / made["checkpoint"], family)
@@ -137,6 +151,7 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         "reference_clips": {"test": len(test), "train": len(train) if train else 0},
         "frechet": frechet,
         "descriptors": descriptors,
+        "loudness_matched": loudness_matched,
         "generated_descriptors": generated_descriptors,
         "speed": {"generation_seconds": wall,
                   # seconds of audio per second of wall time, for each stream of the batch;
@@ -164,6 +179,11 @@ def format_table(result: dict) -> str:
         lines.append(f"  {name:15s} {d['generated_mean']:12.3g} ± {d['generated_std']:<8.3g}"
                      f"{d['corpus_mean']:12.3g} ± {d['corpus_std']:<8.3g}"
                      f"{d['in_range'] * 100:8.0f}% {d['w1']:7.2f}")
+    m = result.get("loudness_matched")
+    if m:
+        lines.append(f"  with --match-loudness (to {m['target_lufs']:.1f} LUFS): Fréchet "
+                     f"{m['frechet']:.2f}; in range: " + ", ".join(
+                         f"{k} {d['in_range'] * 100:.0f}%" for k, d in m["descriptors"].items()))
     s = result["speed"]
     lines.append(f"  speed: {s['realtime_factor_per_stream']}x real time per stream, "
                  f"{s['realtime_factor_batch']}x for the batch of {result['n']}")

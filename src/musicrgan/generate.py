@@ -10,23 +10,43 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import audio
+from . import audio, mastering
 from .beats import MAX_BPM, MIN_BPM
 from .runs import (BEST, MODEL, RunError, corpus_prime, load_model, load_run_config,
                    make_family, read_state)
 
 
+MAX_SONGS, MAX_SECONDS = 1000, 600
+# samples generated at once: songs go in groups of at most this many samples (30 s x 16 at
+# 16 kHz), so memory stays bounded whatever --n is; each group is written before the next
+GROUP_SAMPLES = 16 * 30 * 16000
+# the model of the last call, so a generation in groups loads it once
+_loaded: dict = {}
+
+
+def check_request(n: int, seconds: float, temperature: float | None) -> None:
+    """Refuse, before any work, what cannot be done or would not end."""
+    if not 1 <= n <= MAX_SONGS:
+        raise RunError(f"--n must be between 1 and {MAX_SONGS}, got {n}")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise RunError(f"--seconds must be above 0 and at most {MAX_SECONDS} (10 minutes) per "
+                       f"song, got {seconds:g}")
+    if temperature is not None and not 0 <= temperature <= 100:
+        raise RunError(f"--temperature must be between 0 and 100, got {temperature:g}")
+
+
 def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
                    prime_file: str | None = None, prime_from_corpus: bool = False,
                    window: float | None = None, temperature: float | None = None, seed: int = 0,
-                   checkpoint: str = "best", bpm: float | None = None, progress: bool = True):
+                   checkpoint: str = "best", bpm: float | None = None,
+                   match_loudness: str | float | None = None, progress: bool = True):
     """n clips of `seconds` each as an array (n, samples), with the family and a dict saying
-    how they were made (checkpoint, priming, wall seconds of the generation loop)."""
+    how they were made (checkpoint, priming, wall seconds of the generation loop).
+
+    match_loudness: None (the model's own level), "corpus" (the median loudness of the
+    run's training audio) or a target in LUFS: see mastering.py."""
     run = Path(run)
-    if n < 1:
-        raise RunError(f"--n must be at least 1, got {n}")
-    if not seconds > 0:
-        raise RunError(f"--seconds must be positive, got {seconds}")
+    check_request(n, seconds, temperature)
     if bpm is not None and not MIN_BPM <= bpm <= MAX_BPM:
         raise RunError(f"--bpm must be between {MIN_BPM:g} and {MAX_BPM:g}, got {bpm:g}")
     run_config = load_run_config(run)
@@ -35,7 +55,9 @@ def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
         raise RunError(f"--bpm needs a model that keeps a beat clock (lstm-gan with beat_clock: "
                        f"true); this {family.name} run has none: leave out --bpm")
     path = run / (BEST if checkpoint == "best" and (run / BEST).exists() else MODEL)
-    model = load_model(path, family)
+    key = (path.resolve(), path.stat().st_mtime_ns) if path.is_file() else None
+    model = _loaded.get(key) or load_model(path, family)
+    _loaded.clear(), _loaded.update({key: model})
     samples = int(round(seconds * family.rate))
     if temperature is None:
         temperature = family.default_temperature
@@ -77,36 +99,91 @@ def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
             "generation_seconds": round(time.perf_counter() - started, 3),
             # every weight of the model (for a GAN: generator and discriminator)
             "parameters": int(model.count_params())}
+    if match_loudness is not None:
+        made["loudness_target"] = round(loudness_target(run, run_config, match_loudness), 2)
+        clips = np.stack([mastering.match_loudness(c, family.rate, made["loudness_target"])
+                          for c in clips])
     if family.uses_beats:
         made["bpm"] = [round(float(b), 2) for b in family.tempos(model, n, seed, bpm)]
     return np.asarray(clips), family, made
+
+
+def loudness_target(run: Path, run_config: dict, match_loudness: str | float) -> float:
+    """The LUFS that --match-loudness asks for: a number, or the run's corpus's."""
+    if match_loudness != "corpus":
+        try:
+            target = float(match_loudness)
+        except ValueError:
+            raise RunError(f"--match-loudness takes a loudness in LUFS (e.g. -12) or nothing "
+                           f"for the corpus's, got {match_loudness!r}") from None
+        if not -70 < target < 0:
+            raise RunError(f"--match-loudness must be between -70 and 0 LUFS, got {target:g}")
+        return target
+    if not Path(run_config["data"]).is_dir():
+        raise RunError(f"--match-loudness needs the run's corpus to measure, and "
+                       f"{run_config['data']} is gone: give a target, e.g. --match-loudness -12")
+    return mastering.corpus_loudness(run, run_config["data"])
 
 
 def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
              prime_file: str | None = None, prime_from_corpus: bool = False,
              window: float | None = None, temperature: float | None = None, seed: int = 0,
              checkpoint: str = "best", rate: int | None = None, bpm: float | None = None,
-             progress: bool = True) -> list[Path]:
+             match_loudness: str | float | None = None, progress: bool = True) -> list[Path]:
     """Write n wavs of `seconds` each into `out` and list them in `out/index.html`;
-    returns their paths."""
+    returns their paths.
+
+    Songs are generated in groups (GROUP_SAMPLES), each group written and listed before the
+    next, so memory stays bounded and a killed run leaves an index that lists exactly the
+    finished songs. A new batch never overwrites earlier files: its names get a batch number
+    where the plain names are taken. Group k > 0 uses a seed derived from (seed, k)."""
     run, out = Path(run), Path(out)
-    clips, family, made = generate_clips(
-        run, n=n, seconds=seconds, prime_file=prime_file, prime_from_corpus=prime_from_corpus,
-        window=window, temperature=temperature, seed=seed, checkpoint=checkpoint, bpm=bpm,
-        progress=progress)
-    out_rate = rate or family.rate
-    paths, entries = [], []
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for i, clip in enumerate(clips):
-        if out_rate != family.rate:
-            clip = audio.resample(clip, family.rate, out_rate)
-        path = out / f"{run.name}_{family.name}_seed{seed}_{i + 1}.wav"
-        audio.write_wav(path, clip, out_rate)
-        paths.append(path)
-        entry = {"file": path.name, "created": created, "rate": out_rate, **made}
-        if "bpm" in made:
-            entry["bpm"] = made["bpm"][i]
-        entries.append(entry)
+    check_request(n, seconds, temperature)
+    family = make_family(load_run_config(run))
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder: choose another path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for leftover in out.glob(".*.tmp"):  # what a killed generate left half-written
+            leftover.unlink()
+    except OSError as exc:
+        raise RunError(f"cannot write to --out {out}: {exc.strerror}") from None
+    stem = _free_stem(out, f"{run.name}_{family.name}_seed{seed}", n)
+    group = max(1, min(n, GROUP_SAMPLES // max(1, int(seconds * family.rate))))
+    paths = []
     from .report import update_listing
-    update_listing(out, entries)
+    for first in range(0, n, group):
+        count = min(group, n - first)
+        group_seed = seed if first == 0 else (seed * 1_000_003 + first) % 2**31
+        clips, family, made = generate_clips(
+            run, n=count, seconds=seconds, prime_file=prime_file,
+            prime_from_corpus=prime_from_corpus, window=window, temperature=temperature,
+            seed=group_seed, checkpoint=checkpoint, bpm=bpm, match_loudness=match_loudness,
+            progress=progress)
+        out_rate = rate or family.rate
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        entries = []
+        for i, clip in enumerate(clips):
+            if out_rate != family.rate:
+                clip = audio.resample(clip, family.rate, out_rate)
+            path = out / f"{stem}_{first + i + 1}.wav"
+            audio.write_wav(path, clip, out_rate)
+            paths.append(path)
+            entry = {"file": path.name, "created": created, "rate": out_rate, **made,
+                     "seed": seed, "group_seed": group_seed}
+            if "bpm" in made:
+                entry["bpm"] = made["bpm"][i]
+            entries.append(entry)
+        update_listing(out, entries)
+        if n > group and progress:
+            print(f"{first + count} of {n} songs written", file=sys.stderr)
     return paths
+
+
+def _free_stem(out: Path, stem: str, n: int) -> str:
+    """`stem`, or `stem-2`, `stem-3`...: the first whose n file names are all free."""
+    candidate, batch = stem, 1
+    while any((out / f"{candidate}_{i}.wav").exists() for i in range(1, n + 1)):
+        batch += 1
+        candidate = f"{stem}-{batch}"
+    return candidate
