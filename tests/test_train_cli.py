@@ -149,6 +149,23 @@ def test_original_commands_map_onto_the_new_cli(tmp_path):
                          capture_output=True, text=True)
     assert gen.returncode == 0, gen.stderr
     assert len(list(out.glob("*.wav"))) == 1
+    # the original README: generate "still requires all four args" (epochs unused) and the
+    # songpath "should end in filename.wav"
+    for epochs in ("0", "abc"):
+        song = tmp_path / f"song-{epochs}.wav"
+        gen = subprocess.run([py, str(ROOT / "train_model.py"), "generate", str(run), epochs,
+                              str(song)], capture_output=True, text=True)
+        assert gen.returncode == 0, gen.stderr
+        assert song.is_file() and abs(sf.info(str(song)).duration - 10.0) < 0.01
+    bad = subprocess.run([py, str(ROOT / "train_model.py"), "generate", str(tmp_path / "nope"),
+                          "0", str(tmp_path / "s.wav")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "<modelpath>" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([py, str(ROOT / "train_model.py"), "generate", str(run), "0",
+                          str(tmp_path / "no" / "s.wav")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "<songpath>" in bad.stderr and "--" not in bad.stderr
+    bad = subprocess.run([py, str(ROOT / "train_model.py"), "continue", str(run), "x", "-"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "<epochs>" in bad.stderr
     mm = subprocess.run([py, str(ROOT / "make_music.py"), str(run), "1024", "22050", "2",
                          str(tmp_path / "mm")], capture_output=True, text=True)
     assert mm.returncode == 0, mm.stderr
@@ -161,3 +178,20 @@ def test_original_commands_map_onto_the_new_cli(tmp_path):
     bad = subprocess.run([py, str(ROOT / "train_model.py"), "train", "a", "b"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_minutes_end_training_mid_epoch_and_continue_adds_another_budget(techno, tmp_path):
+    """A time budget, not an epoch count, is what a user on an unknown machine can rely on:
+    an epoch far too long for the budget is cut short and committed with the steps it made."""
+    run = tmp_path / "run"
+    new = run_cli("train", "new", run, "--model", "fft-lstm", "--data", techno, "--config",
+                  tiny("fft-lstm"), "--set", "steps_per_epoch=1000000", "--minutes", "0.02")
+    assert new.returncode == 0, new.stderr
+    first = read_history(run)
+    assert len(first) == 1 and 1 <= int(first[0]["steps"]) < 1_000_000
+    cont = run_cli("train", "continue", run, "--minutes", "0.02")
+    assert cont.returncode == 0, cont.stderr
+    history = read_history(run)
+    assert [int(r["epoch"]) for r in history] == [1, 2]
+    assert 1 <= int(history[1]["steps"]) < 1_000_000
+    assert_one_line_error(run_cli("train", "continue", run, "--minutes", "-1"), "--minutes")

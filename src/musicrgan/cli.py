@@ -7,13 +7,18 @@ bugs print a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 import musicrgan  # noqa: F401  (sets TensorFlow's quiet logging before anything imports it)
 from musicrgan.data import CorpusError
+from musicrgan.locks import FolderBusy
 from musicrgan.runs import RunError, TrainingStopped
+
+
+MAX_EPOCHS = 10_000  # with --minutes and no --epochs, the time ends training
 
 
 class UsageError(Exception):
@@ -46,6 +51,19 @@ def _fraction(text):
     return value
 
 
+def _writable_folder(path: str) -> None:
+    """An output folder that exists or can be made, and can be written to."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file, not a folder: choose another path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write to {folder}: permission denied")
+
+
 def cmd_convert(args) -> int:
     """Convert audio files (wav, flac, ogg, mp3, m4a, opus, ...) into a corpus folder of mono
     wavs: OUT/train, OUT/test, OUT/manifest.jsonl and OUT/failures.jsonl. Re-running converts
@@ -54,6 +72,7 @@ def cmd_convert(args) -> int:
     for src in args.sources + (args.test or []):
         if not Path(src).exists():
             raise UsageError(f"input not found: {src}")
+    _writable_folder(args.out)
     summary = convert([Path(s) for s in args.sources], Path(args.out), rate=args.rate,
                       test_sources=[Path(s) for s in args.test] if args.test else None,
                       test_fraction=args.test_fraction, min_seconds=args.min_seconds,
@@ -67,6 +86,7 @@ def cmd_synth(args) -> int:
     """Synthesize the built-in corpus: beat-aligned techno and acid loops (kick, claps or
     snares, hats, an acid bass line), deterministic for a seed, labels in the manifest."""
     from .corpus.synth import synth_corpus
+    _writable_folder(args.out)
     entries = synth_corpus(Path(args.out), loops=args.loops, seconds=args.seconds,
                            rate=args.rate, seed=args.seed, test_fraction=args.test_fraction,
                            progress=not args.quiet)
@@ -80,8 +100,9 @@ def cmd_info(args) -> int:
     from .corpus.manifest import load_manifest, read_jsonl, FAILURES
     from .data import corpus_files, CorpusError
     corpus = Path(args.corpus)
+    unreadable = []
     try:
-        splits = {s: corpus_files(corpus, s) for s in ("train", "test")}
+        splits = {s: corpus_files(corpus, s, unreadable) for s in ("train", "test")}
     except CorpusError as exc:
         raise UsageError(str(exc)) from exc
     for split, files in splits.items():
@@ -99,6 +120,10 @@ def cmd_info(args) -> int:
             bass = " ".join(n or "." for n in e["bass_pattern"])
             print(f"  {e['path']}: {e['bpm']} bpm, {e['key']} {e['scale']}, kick "
                   f"{e['kick_pattern']}, {e['backbeat']}, {e['bass_wave']} bass: {bass}")
+    if unreadable:
+        print(f"unreadable: {len(unreadable)} wav(s), skipped by training and evaluation:")
+        for path, reason in unreadable[:args.show]:
+            print(f"  {path}: {reason}")
     failures = read_jsonl(corpus / FAILURES)
     if failures:
         print(f"failures: {len(failures)} (see {corpus / FAILURES})")
@@ -129,18 +154,27 @@ def cmd_train(args) -> int:
     """Train a model: `train new RUN --model FAMILY --data CORPUS` starts a run folder,
     `train continue RUN` resumes it from its last complete epoch. History is kept across
     sessions in RUN/history.csv."""
-    from .runs import train
+    from .runs import read_state, train, training_seconds
+    epochs = args.epochs or (MAX_EPOCHS if args.minutes else 10)
+    budget = None
+    if args.minutes:  # more minutes on top of what the run has already trained
+        budget = args.minutes * 60 + (training_seconds(read_state(Path(args.run)))
+                                      if args.action == "continue" and not args.repair
+                                      else 0.0)
     if args.action == "new":
         if not args.model or not args.data:
             raise UsageError("train new needs --model FAMILY and --data CORPUS")
         overrides = _load_config_file(args.config, args.set)
-        state = train(Path(args.run), args.epochs, family_name=args.model, data=args.data,
-                      config_overrides=overrides, new=True)
+        if args.start_from or args.repair:
+            raise UsageError("--from and --repair are for train continue")
+        state = train(Path(args.run), epochs, family_name=args.model, data=args.data,
+                      config_overrides=overrides, new=True, budget_seconds=budget)
     else:
         if args.model or args.data or args.config or args.set:
             raise UsageError("train continue takes the run's frozen config; leave out "
                              "--model, --data, --config and --set")
-        state = train(Path(args.run), args.epochs)
+        state = train(Path(args.run), epochs, budget_seconds=budget,
+                      start_from=args.start_from or "last", repair=args.repair)
     last = state["history"][-1] if state["history"] else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "loss" in k)
     print(f"{args.run}: {state['epochs_done']} epochs done ({summary}); "
@@ -155,7 +189,8 @@ def cmd_generate(args) -> int:
     paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
                      prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
                      window=args.window, temperature=args.temperature, seed=args.seed,
-                     checkpoint=args.checkpoint, bpm=args.bpm, progress=not args.quiet)
+                     checkpoint=args.checkpoint, bpm=args.bpm,
+                     match_loudness=args.match_loudness, progress=not args.quiet)
     for path in paths:
         print(path)
     return 0
@@ -249,7 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="corpus folder (new)")
     p.add_argument("--config", help="YAML file of config keys (new); see configs/")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config key (new)")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs to run now")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="epochs to run now (default 10, or no limit with --minutes)")
+    p.add_argument("--from", dest="start_from", choices=["last", "best"],
+                   help="continue: the checkpoint to go on from (default last: model.keras; "
+                        "best: best.keras, e.g. when model.keras is damaged)")
+    p.add_argument("--repair", action="store_true",
+                   help="continue: rebuild a damaged state.json from history.csv first")
+    p.add_argument("--minutes", type=_positive_float,
+                   help="wall-clock minutes to train now, validation included: the last "
+                        "epoch ends early if need be")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")
@@ -268,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpm", type=float,
                    help="tempo of every song, for models with a beat clock (lstm-gan); "
                         "default: drawn per song from the tempos of the training corpus")
+    p.add_argument("--match-loudness", nargs="?", const="corpus", metavar="LUFS",
+                   help="set each song's level, as mastering would: to the corpus's loudness "
+                        "(median of its training audio), or to LUFS if given; peaks limited "
+                        "to -1 dBFS. Default: the model's own level")
     p.add_argument("--quiet", action="store_true")
 
     p = add("compare", cmd_compare)
@@ -295,12 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a message comes (not the one at start-up)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if not logging.getLogger("musicrgan").handlers:  # warnings as one line each, on stderr
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("musicrgan: warning: %(message)s"))
+        logging.getLogger("musicrgan").addHandler(handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, CorpusError, RunError) as exc:
+    except (UsageError, CorpusError, RunError, FolderBusy) as exc:
         print(f"musicrgan {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except TrainingStopped as exc:  # e.g. a NaN loss: not a usage error, but no traceback
@@ -308,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"musicrgan {args.command}: interrupted", file=sys.stderr)
-        return 130
+        # Exit now: what matters is on disk (every write is atomic), and TensorFlow's
+        # input-pipeline threads can keep a normal interpreter exit waiting forever (a
+        # Ctrl-C in training printed its message, then hung for 10 minutes)
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(130)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -15,6 +15,7 @@ Re-running the same command resumes: a run that has used its budget is only eval
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
                        f"{', '.join(unknown)}; choose from {', '.join(family_names())}")
     if len(set(families)) != len(families):
         raise RunError("--models lists a family twice")
+    longest = longest_clip_seconds(data, "test")
+    if longest < seconds:
+        print(f"note: the longest test file of {data} is {longest:g} s, shorter than "
+              f"--seconds {seconds:g}: comparing clips of {longest:g} s", flush=True)
+        seconds = longest
     budget = budget_minutes * 60.0
     results = {}
     for name in families:
@@ -63,10 +69,20 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
     return summary
 
 
+def longest_clip_seconds(data: Path, split: str) -> float:
+    """The longest clip a corpus split can give, in seconds (10 ms short of its longest
+    file, rounded down to 10 ms: resampling to the metric rate can lose a sample)."""
+    from .data import corpus_files
+    files = corpus_files(data, split)
+    if not files:
+        raise RunError(f"{data} has no {split} split to compare against")
+    return max(math.floor((f.frames / f.rate - 0.01) * 100) / 100 for f in files)
+
+
 def _needs_training(run: Path, budget: float) -> bool:
     """An existing run trains on until its budget is spent, unless it stopped early."""
     state = read_state(run)
-    patience = load_run_config(run)["config"].get("patience")
+    patience = (load_run_config(run).get("config") or {}).get("patience")
     return training_seconds(state) < budget and not patience_exhausted(state, patience)
 
 

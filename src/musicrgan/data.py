@@ -8,6 +8,7 @@ are separate folders and separate pipelines: a window never crosses them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import soundfile as sf
 
 from .beats import corpus_grids, grid_at
 from .corpus.manifest import split_files
+
+
+log = logging.getLogger("musicrgan")
 
 
 class CorpusError(Exception):
@@ -29,16 +33,35 @@ class WavFile:
     rate: int
 
 
-def corpus_files(corpus: str | Path, split: str) -> list[WavFile]:
+def corpus_files(corpus: str | Path, split: str,
+                 unreadable: list | None = None) -> list[WavFile]:
+    """The readable wavs of a split. A damaged one (not audio, truncated header) is skipped
+    with a warning, not allowed to stop a long training run; `unreadable` collects
+    (path, reason) for each."""
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus} (make one with `musicrgan convert` "
                           "or `musicrgan synth`)")
     files = []
     for path in split_files(corpus, split):
-        info = sf.info(str(path))
+        try:
+            info = sf.info(str(path))
+            if info.frames <= 0 or info.samplerate <= 0:
+                raise RuntimeError("no audio frames")
+        except (RuntimeError, OSError) as exc:  # LibsndfileError is a RuntimeError
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            if unreadable is not None:
+                unreadable.append((str(path), reason))
+            if str(path) not in _warned:
+                _warned.add(str(path))
+                log.warning(f"skipping {path}: not a readable wav ({reason}); delete it or "
+                            "convert its source again")
+            continue
         files.append(WavFile(str(path), info.frames, info.samplerate))
     return files
+
+
+_warned: set[str] = set()  # each damaged file is reported once per process
 
 
 def corpus_rate(corpus: str | Path) -> int:

@@ -33,6 +33,7 @@ import yaml
 from . import audio, import_tensorflow
 from .audio import atomic_write_text
 from .data import CorpusError, WindowSource, corpus_rate, window_dataset
+from .locks import FolderBusy, folder_lock
 
 CONFIG, MODEL, BEST, STATE, HISTORY = "config.yaml", "model.keras", "best.keras", "state.json", "history.csv"
 
@@ -51,24 +52,87 @@ def load_run_config(run: Path) -> dict:
         raise RunError(f"run folder not found: {run} (start one with `musicrgan train new`)")
     if not path.is_file():
         raise RunError(f"{run} is not a run folder: it has no {CONFIG}")
-    return yaml.safe_load(path.read_text())
+    damaged = f"{path} is damaged"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunError(f"{damaged} (not valid YAML: {str(exc).splitlines()[0]}): "
+                       "restore it, or start a new run") from None
+    if not isinstance(config, dict) or not {"family", "data", "rate"} <= set(config):
+        raise RunError(f"{damaged}: it must map family, data, rate and config; restore it, "
+                       "or start a new run")
+    if not isinstance(config["rate"], int) or config["rate"] <= 0:
+        raise RunError(f"{damaged}: rate must be a positive whole number of Hz, "
+                       f"got {config['rate']!r}")
+    config["path"] = str(path)
+    return config
+
+
+def _valid_state(state) -> bool:
+    number = (int, float)
+    return (isinstance(state, dict) and isinstance(state.get("epochs_done"), int)
+            and state["epochs_done"] >= 0 and isinstance(state.get("history"), list)
+            and len(state["history"]) == state["epochs_done"]
+            and all(isinstance(row, dict) for row in state["history"])
+            and (state.get("best") is None or isinstance(state["best"], number))
+            and isinstance(state.get("wait", 0), int))
 
 
 def read_state(run: Path) -> dict:
     path = Path(run) / STATE
     if not path.exists():
         return {"epochs_done": 0, "history": [], "best": None, "wait": 0, "sessions": 0}
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        state = exc
+    if not _valid_state(state):
+        raise RunError(f"{path} is damaged (it says which epochs are done): `musicrgan train "
+                       f"continue {run} --repair` rebuilds it from history.csv")
+    return state
+
+
+def state_from_history(run: Path) -> dict:
+    """state.json rebuilt from history.csv (which holds a row per committed epoch)."""
+    try:
+        rows = read_history(run)
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise RunError(f"cannot rebuild {Path(run) / STATE}: {Path(run) / HISTORY} cannot be "
+                       f"read either ({exc}); start a new run") from None
+    family = make_family(load_run_config(run))
+    history, best, wait = [], None, 0
+    for i, row in enumerate(rows, 1):
+        values = {}
+        for key, text in row.items():
+            try:
+                values[key] = int(text) if key in ("epoch", "session", "steps") else float(text)
+            except (TypeError, ValueError):
+                continue  # an empty cell: the key is not in this epoch's row
+        if values.get("epoch") != i:
+            raise RunError(f"cannot rebuild {Path(run) / STATE}: {Path(run) / HISTORY} is "
+                           f"damaged too (row {i} is not epoch {i}); start a new run")
+        history.append(values)
+        monitored = values.get(family.monitor)
+        if monitored is not None and (best is None or monitored < best):
+            best, wait = monitored, 0
+        else:
+            wait += 1
+    return {"epochs_done": len(history), "history": history, "best": best, "wait": wait,
+            "sessions": max((r.get("session", 0) for r in history), default=0)}
 
 
 def make_family(run_config: dict):
     from .models import get_family
     from .models.base import ConfigError
-    cls = get_family(run_config["family"])
+    where = run_config.get("path", CONFIG)
+    try:
+        cls = get_family(run_config["family"])
+    except KeyError as exc:
+        raise RunError(f"{where}: {exc.args[0]}") from None
     try:
         config = cls.Config.from_dict(run_config.get("config"))
     except (ConfigError, TypeError) as exc:
-        raise RunError(str(exc)) from exc
+        raise RunError(f"{where}: {exc}") from None
     return cls(config, run_config["rate"])
 
 
@@ -155,13 +219,27 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
             self.stopped_early = False
             self.out_of_budget = False
 
+            # seconds an epoch spends after its last training step (validation, callbacks):
+            # the budget keeps room for them
+            self.closing_seconds = 0.0
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.time()
+            self.steps = 0
 
         def on_train_batch_end(self, batch, logs=None):
+            self.steps = batch + 1
+            self.last_step_end = time.time()
             values = [v for k, v in (logs or {}).items() if "loss" in k]
             if any(not math.isfinite(float(v)) for v in values):
                 self.nan_at = (self.epoch_number, batch + 1)
+                self.model.stop_training = True
+            if budget_seconds is not None and (
+                    training_seconds(state) + time.time() - self.started + self.closing_seconds
+                    >= budget_seconds):
+                # the budget ends training mid-epoch: the epoch is committed with the steps
+                # it made (history's `steps`), so a slow machine keeps to the time promised
+                self.out_of_budget = True
                 self.model.stop_training = True
 
         @property
@@ -175,8 +253,9 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                 self.model.stop_training = True
                 return  # never commit a poisoned epoch
             number = self.epoch_number
+            self.closing_seconds = time.time() - getattr(self, "last_step_end", time.time())
             row = {"epoch": number, "session": session, **{k: round(v, 6) for k, v in logs.items()},
-                   "seconds": round(time.time() - self.started, 2)}
+                   "steps": self.steps, "seconds": round(time.time() - self.started, 2)}
             monitored = logs.get(family.monitor)
             improved = monitored is not None and (state["best"] is None or monitored < state["best"])
             if improved:
@@ -211,56 +290,101 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
 
 def train(run: Path, epochs: int, *, family_name: str | None = None, data: str | None = None,
           config_overrides: dict | None = None, new: bool = False, verbose: int | None = None,
-          budget_seconds: float | None = None) -> dict:
+          budget_seconds: float | None = None, start_from: str = "last",
+          repair: bool = False) -> dict:
     """`train new` (new=True, with family_name and data) or `train continue`. Returns state.
 
-    With budget_seconds, training stops after the first epoch that brings the run's total
-    training time (every session's) to the budget."""
+    With budget_seconds, training stops when the run's total training time (every
+    session's, validation included) reaches the budget: mid-epoch if need be, keeping room
+    for the epoch's validation. start_from="best" continues from best.keras (when
+    model.keras is damaged); repair=True rebuilds a damaged state.json from history.csv.
+    The run folder is locked while it trains: a second process gets RunError at once."""
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise RunError(f"{run} is a file, not a run folder: choose another path")
     if new:
         if (run / CONFIG).exists():
             raise RunError(f"{run} already holds a run; use `musicrgan train continue {run}` "
                            "or choose another folder")
         from .models import get_family
-        try:
-            cls = get_family(family_name)
-        except KeyError as exc:
-            raise RunError(exc.args[0]) from exc
-        rate = corpus_rate(data)
         from .models.base import ConfigError
         try:
+            cls = get_family(family_name)
             config = cls.Config.from_dict(config_overrides)
+        except KeyError as exc:
+            raise RunError(exc.args[0]) from None
         except (ConfigError, TypeError) as exc:
-            raise RunError(f"config: {exc}") from exc
-        run_config = {"family": family_name, "data": str(Path(data).resolve()), "rate": rate,
-                      "config": config.to_dict()}
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run / CONFIG, yaml.safe_dump(run_config, sort_keys=False))
-    run_config = load_run_config(run)
-    family = make_family(run_config)
-    state = read_state(run)
-    _recover(run, state)
-    c = family.config
-    data = run_config["data"]
+            raise RunError(f"config: {exc}") from None
+        run_config = {"family": family_name, "data": str(Path(data).resolve()),
+                      "rate": corpus_rate(data), "config": config.to_dict()}
+        family = make_family(run_config)
+        # the corpus must feed this family before the run folder exists: a refused corpus
+        # leaves nothing behind that would block the retry
+        _datasets(family, run_config["data"], 0)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the run folder {run}: {exc.strerror}") from None
+    else:
+        load_run_config(run)  # a missing run folder is named as such before it is locked
+    try:
+        with folder_lock(run, "training"):
+            if new:
+                atomic_write_text(run / CONFIG, yaml.safe_dump(run_config, sort_keys=False))
+            return _train_locked(run, epochs, verbose, budget_seconds, start_from, repair)
+    except FolderBusy as exc:
+        raise RunError(str(exc)) from None
+    except OSError as exc:
+        raise RunError(f"cannot write to the run folder {run}: {exc.strerror}") from None
 
+
+def _datasets(family, data: str, epochs_done: int):
+    """The training and validation datasets of a run, mapped to the family's examples."""
     tf = import_tensorflow()
-    import keras
-    if c.seed is not None:
-        keras.utils.set_random_seed(c.seed + state["epochs_done"])
-    window = family.window()
-    beats = family.uses_beats
+    c = family.config
+    window, beats = family.window(), family.uses_beats
     train_ds = window_dataset(data, "train", window, c.batch_size, steps=c.steps_per_epoch,
-                              seed=None if c.seed is None else c.seed + state["epochs_done"],
+                              seed=None if c.seed is None else c.seed + epochs_done,
                               beats=beats)
     try:
         val_ds = window_dataset(data, "test", window, c.batch_size, training=False, beats=beats)
     except CorpusError as exc:
         raise RunError(f"validation needs the corpus's test split: {exc}") from exc
     val_ds = val_ds.take(c.validation_steps)
-    train_ds = train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE)
-    val_ds = val_ds.map(family.examples)
+    return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
+            val_ds.map(family.examples))
 
-    model = family.build() if state["epochs_done"] == 0 else load_model(run / MODEL, family)
+
+def _train_locked(run: Path, epochs: int, verbose, budget_seconds, start_from: str,
+                  repair: bool) -> dict:
+    run_config = load_run_config(run)
+    family = make_family(run_config)
+    if repair:
+        state = state_from_history(run)
+        atomic_write_text(run / STATE, json.dumps(state, indent=1))
+    state = read_state(run)
+    _recover(run, state)
+    c = family.config
+    data = run_config["data"]
+
+    import_tensorflow()
+    import keras
+    if c.seed is not None:
+        keras.utils.set_random_seed(c.seed + state["epochs_done"])
+    train_ds, val_ds = _datasets(family, data, state["epochs_done"])
+
+    if state["epochs_done"] == 0:
+        model = family.build()
+    elif start_from == "best":
+        model = load_model(run / BEST, family)
+    else:
+        try:
+            model = load_model(run / MODEL, family)
+        except RunError as exc:
+            if not (run / BEST).is_file():
+                raise
+            raise RunError(f"{exc}; `musicrgan train continue {run} --from best` goes on "
+                           f"from best.keras") from None
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
     callback = _make_callback(run, family, state, session, budget_seconds)

@@ -21,6 +21,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from .. import audio
+from ..locks import folder_lock
 from .manifest import (FAILURES, MANIFEST, append_jsonl, read_jsonl, rewrite_jsonl, split_for)
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is treated as silence
@@ -158,6 +159,16 @@ def convert(train_sources: list[Path], out: Path, *, rate: int = 16000,
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # two converts into one folder would both convert everything: the second is refused
+    with folder_lock(out, "converting into"):
+        return _convert_locked(train_sources, out, rate=rate, test_sources=test_sources,
+                               test_fraction=test_fraction, min_seconds=min_seconds, jobs=jobs,
+                               retry_failed=retry_failed, flat_split=flat_split,
+                               progress=progress)
+
+
+def _convert_locked(train_sources, out: Path, *, rate, test_sources, test_fraction,
+                    min_seconds, jobs, retry_failed, flat_split, progress) -> Summary:
     _remove_stale_temporaries(out)
     if test_sources:
         found = [find_jobs(train_sources, "train"), find_jobs(test_sources, "test")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..audio import atomic_write_text
 SPLITS = ("train", "test")
 MANIFEST = "manifest.jsonl"
 FAILURES = "failures.jsonl"
+log = logging.getLogger("musicrgan")
 
 
 def split_for(relative_path: str, test_fraction: float) -> str:
@@ -26,16 +28,27 @@ def split_for(relative_path: str, test_fraction: float) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Every complete JSON line of a file; a torn or garbled line (killed writer) is skipped."""
-    if not path.exists():
+    """Every complete JSON object line of a file. A torn last line (killed writer) is skipped
+    quietly; other garbled lines (a damaged file) are skipped with a warning: the corpus's
+    wavs count without their manifest lines, so the folder still works."""
+    if not path.is_file():
         return []
-    entries = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    entries, garbled = [], 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            entries.append(entry)
+        elif line.strip() and number < len(lines):
+            garbled += 1
+    if garbled:
+        log.warning(f"{path}: {garbled} of {len(lines)} lines are damaged and were skipped "
+                    "(the wavs in the folder are still used; `musicrgan convert` or `synth` "
+                    "into the folder writes their lines again)")
     return entries
 
 

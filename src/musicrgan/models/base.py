@@ -38,6 +38,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)} for this family; "
                               f"known: {', '.join(sorted(names))}")
+        for key, value in values.items():
+            values[key] = _checked(key, value, names[key].type)
         config = cls(**values)
         config.validate()
         return config
@@ -52,6 +54,27 @@ class TrainConfig:
                 raise ConfigError(f"config {f.name} must not be negative, got {value}")
         if self.batch_size < 1 or self.steps_per_epoch < 1 or self.learning_rate <= 0:
             raise ConfigError("batch_size and steps_per_epoch must be >= 1, learning_rate > 0")
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
+          "str": "a string"}
+
+
+def _checked(key: str, value, annotation) -> object:
+    """`value` as the type a config field declares ("int", "float | None", ...), or a
+    ConfigError naming the key, the type wanted and the value given."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None and "None" in kinds:
+        return None
+    kind = kinds[0]
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "bool": isinstance(value, bool),
+          "str": isinstance(value, str)}.get(kind, True)
+    if not ok:
+        wanted = _KINDS.get(kind, kind) + (" or null" if "None" in kinds else "")
+        raise ConfigError(f"config {key} must be {wanted}, got {value!r}")
+    return float(value) if kind == "float" else value
 
 
 class Family:

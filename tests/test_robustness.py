@@ -1,0 +1,196 @@
+"""Damaged files, bad requests, interruptions and two commands at once (issue 14): always
+one line saying what is wrong and what to do, exit status 2 for the user's mistakes,
+nothing lost, no hang. Most checks call the real command line in this process (it is
+`musicrgan.cli.main`, parser and all); signals and concurrency use real subprocesses."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import tiny_config as tiny, run_cli, assert_one_line_error
+from musicrgan.cli import main
+from musicrgan.locks import folder_lock
+from musicrgan.runs import read_history
+
+
+def cli(capsys, *args):
+    """The command line in this process: (exit status, stdout, stderr)."""
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_refused(result, *words):
+    status, _, err = result
+    lines = [ln for ln in err.splitlines() if ln.strip() and "warning" not in ln]
+    assert status == 2, (status, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+
+
+@pytest.fixture
+def run(techno, tmp_path, capsys):
+    """A tiny fft-lstm run of two epochs, its own copy for each test."""
+    folder = tmp_path / "run"
+    status, _, err = cli(capsys, "train", "new", folder, "--model", "fft-lstm", "--data", techno,
+                         "--config", tiny("fft-lstm"), "--epochs", "2")
+    assert status == 0, err
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["", '{"epochs_done": 2, "hist', '[1, 2, "x"]'])
+def test_damaged_state_is_named_and_repair_rebuilds_it(run, capsys, damage):
+    (run / "state.json").write_text(damage)
+    for command in (["train", "continue", run, "--epochs", "1"],
+                    ["generate", run, "--n", "1", "--seconds", "0.2", "--out", run / "o"],
+                    ["evaluate", run, "--n", "2", "--seconds", "0.5", "--quiet"]):
+        assert_refused(cli(capsys, *command), "state.json", "--repair")
+    status, _, err = cli(capsys, "train", "continue", run, "--epochs", "1", "--repair")
+    assert status == 0, err
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3]
+
+
+def test_damaged_config_names_the_file_and_the_key(run, capsys, techno, tmp_path):
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "family": "bogus-net"}))
+    assert_refused(cli(capsys, "train", "continue", run), "config.yaml", "bogus-net", "fft-lstm")
+    (run / "config.yaml").write_text(yaml.safe_dump(
+        {**config, "config": {**config["config"], "batch_size": "abc"}}))
+    assert_refused(cli(capsys, "generate", run, "--out", tmp_path / "o"),
+                   "config.yaml", "batch_size", "whole number", "'abc'")
+    (run / "config.yaml").write_text(": : not yaml [")
+    assert_refused(cli(capsys, "evaluate", run), "config.yaml", "damaged")
+    assert_refused(cli(capsys, "train", "new", tmp_path / "r2", "--model", "fft-lstm",
+                       "--data", techno, "--set", "batch_size=abc"),
+                   "batch_size", "whole number", "'abc'")
+    assert not (tmp_path / "r2").exists()
+
+
+def test_damaged_last_checkpoint_offers_best_and_from_best_works(run, capsys):
+    (run / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    assert_refused(cli(capsys, "train", "continue", run, "--epochs", "1"),
+                   "model.keras", "--from best")
+    status, _, err = cli(capsys, "train", "continue", run, "--epochs", "1", "--from", "best")
+    assert status == 0, err
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3]
+
+
+def test_a_damaged_wav_or_manifest_is_skipped_with_a_warning(techno, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(techno, corpus)
+    (corpus / "train" / "x.wav").write_text("this is not audio")
+    (corpus / "manifest.jsonl").write_bytes(os.urandom(2000) + b"\n" + os.urandom(100))
+    status, out, err = cli(capsys, "info", corpus)
+    assert status == 0 and "Traceback" not in err
+    assert "x.wav" in out and "unreadable: 1" in out
+    assert "manifest.jsonl" in err
+    status, _, err = cli(capsys, "train", "new", tmp_path / "r", "--model", "fft-lstm",
+                         "--data", corpus, "--config", tiny("fft-lstm"), "--epochs", "1")
+    assert status == 0, err  # (each damaged file is warned about once per process)
+    status, _, err = cli(capsys, "evaluate", tmp_path / "r", "--n", "2", "--seconds", "0.5",
+                         "--quiet")
+    assert status == 0, err
+
+
+def test_corpus_without_test_split_and_refused_corpus_leave_nothing(techno, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(techno, corpus)
+    shutil.rmtree(corpus / "test")
+    run = tmp_path / "r"
+    # a corpus train new refuses (no test split to validate on) leaves no run folder
+    assert_refused(cli(capsys, "train", "new", run, "--model", "fft-lstm", "--data", corpus,
+                       "--config", tiny("fft-lstm")), "test split")
+    assert not run.exists()
+    status, _, err = cli(capsys, "train", "new", run, "--model", "fft-lstm", "--data", techno,
+                         "--config", tiny("fft-lstm"), "--epochs", "1")
+    assert status == 0, err
+    assert_refused(cli(capsys, "evaluate", run, "--data", corpus), "no test split")
+
+
+def test_output_paths_that_are_files_or_unwritable(run, techno, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert_refused(cli(capsys, "generate", run, "--n", "1", "--seconds", "0.2", "--out", afile),
+                   "afile", "is a file")
+    assert_refused(cli(capsys, "train", "new", afile, "--model", "fft-lstm", "--data", techno),
+                   "afile", "is a file")
+    assert_refused(cli(capsys, "synth", afile, "--loops", "1", "--quiet"), "is a file")
+    assert_refused(cli(capsys, "convert", techno / "train", afile, "--quiet"), "is a file")
+    assert_refused(cli(capsys, "synth", "/proc/musicrgan-corpus", "--loops", "1"), "cannot")
+    assert_refused(cli(capsys, "generate", run, "--n", "1", "--seconds", "0.2", "--out",
+                       "/proc/musicrgan-out"), "cannot")
+
+
+def test_generation_requests_beyond_the_limits_are_refused_up_front(run, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert_refused(cli(capsys, "generate", run, "--n", "100000", "--seconds", "1", "--out", out),
+                   "--n", "1000")
+    assert_refused(cli(capsys, "generate", run, "--n", "1", "--seconds", "1e9", "--out", out),
+                   "--seconds", "600")
+    assert_refused(cli(capsys, "generate", run, "--temperature", "-1", "--out", out),
+                   "--temperature")
+    assert not list(out.glob("*.wav")) if out.exists() else True
+
+
+def test_a_new_batch_never_overwrites_and_the_index_follows_the_files(run, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".run_fft-lstm_seed0_1.abc.tmp").write_bytes(b"half a wav")  # a killed generate's
+    for _ in range(2):
+        status, _, err = cli(capsys, "generate", run, "--n", "2", "--seconds", "0.3", "--out",
+                             out, "--quiet")
+        assert status == 0, err
+    wavs = sorted(p.name for p in out.glob("*.wav"))
+    assert wavs == ["run_fft-lstm_seed0-2_1.wav", "run_fft-lstm_seed0-2_2.wav",
+                    "run_fft-lstm_seed0_1.wav", "run_fft-lstm_seed0_2.wav"]
+    listed = sorted(c["file"] for c in json.loads((out / "index.json").read_text())["clips"])
+    assert listed == wavs and not list(out.glob(".*.tmp"))
+
+
+def test_ctrl_c_during_training_exits_at_once_and_the_run_resumes(techno, tmp_path):
+    run = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musicrgan", "train", "new", run, "--model", "fft-lstm",
+         "--data", techno, "--config", tiny("fft-lstm"), "--set", "steps_per_epoch=20",
+         "--epochs", "500"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "state.json").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)  # it hung for 10 minutes before
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    cont = run_cli("train", "continue", run, "--epochs", "1")
+    assert cont.returncode == 0, cont.stderr
+    assert [int(r["epoch"]) for r in read_history(run)] == list(range(1, done + 2))
+
+
+def test_one_process_at_a_time_per_run_and_per_corpus(run, techno, tmp_path):
+    with folder_lock(run, "training"):  # this test process holds the run, as a trainer would
+        second = run_cli("train", "continue", run, "--epochs", "1")
+    assert_one_line_error(second, "busy", str(os.getpid()))
+    # the lock of a process that died is taken over: a killed trainer's is released
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; "
+                               "from musicrgan.locks import folder_lock; "
+                               f"lock = folder_lock({str(run)!r}, 'training'); lock.__enter__(); "
+                               "print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill(), holder.wait()
+    assert run_cli("train", "continue", run, "--epochs", "1").returncode == 0
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with folder_lock(corpus, "converting into"):
+        second = run_cli("convert", techno / "train", corpus, "--quiet")
+    assert_one_line_error(second, "busy", str(os.getpid()))
