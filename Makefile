@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# minutes of training in `make demo` (a wall-clock budget, not an epoch count)
+DEMO_MINUTES ?= 5
 
 .PHONY: demo test test-slow bench clean
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m musicrgan.demo
+	$(PY) -m musicrgan.demo --minutes $(DEMO_MINUTES)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

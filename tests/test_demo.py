@@ -1,5 +1,5 @@
-"""`make demo`, shortened: every step runs, the results page lists what was generated, and
-running it again resumes instead of starting over."""
+"""`make demo`, shortened: every step runs, training stops on its time budget, the results
+page lists what was generated, and running it again trains the same run for another budget."""
 
 import json
 import subprocess
@@ -10,25 +10,35 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def run_demo(cwd, epochs):
-    code = f"import sys; from musicrgan import demo; sys.exit(demo.run(epochs={epochs}, loops=8, seconds=8))"
+def run_demo(cwd, minutes):
+    code = ("import sys; from musicrgan import demo; "
+            f"sys.exit(demo.run(minutes={minutes}, loops=8, seconds=8, eval_clips=4))")
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
                           timeout=900)
 
 
-def test_demo_runs_end_to_end_and_resumes(tmp_path):
+def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
     from musicrgan import demo
-    proc = run_demo(tmp_path, 1)
+    from musicrgan.runs import training_seconds
+    proc = run_demo(tmp_path, 0.3)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = tmp_path / demo.RUN
-    assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
-    assert json.loads((run / "eval.json").read_text())["family"] == demo.FAMILY
+    state = json.loads((run / "state.json").read_text())
+    first = state["epochs_done"]
+    assert first >= 1
+    # the budget ends training (an epoch is 100 steps: far longer than 18 s on 2 cores)
+    assert state["history"][-1]["steps"] < 100
+    eval_json = json.loads((run / "eval.json").read_text())
+    assert eval_json["family"] == demo.FAMILY and eval_json["loudness_matched"]["frechet"] > 0
     listing = json.loads((tmp_path / "results" / "index.json").read_text())["clips"]
-    assert len(listing) == 3
+    assert len(listing) == 3 and all(c["loudness_target"] < 0 for c in listing)
     assert all((tmp_path / "results" / c["file"]).is_file() for c in listing)
     assert "results/index.html" in proc.stdout
 
-    again = run_demo(tmp_path, 2)  # a longer demo continues the same run
+    again = run_demo(tmp_path, 0.3)  # a second demo trains the same run for another budget
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"train continue {demo.RUN} --epochs 1" in again.stdout
-    assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
+    assert f"{demo.RUN} exists" in again.stdout and f"train continue {demo.RUN}" in again.stdout
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] > first and training_seconds(state) > 0.3 * 60
+    listing = json.loads((tmp_path / "results" / "index.json").read_text())["clips"]
+    assert len(listing) == 6  # the first batch's loops are kept, not overwritten
