@@ -44,8 +44,8 @@ BENCHES = [
      "windows with their beat grids) through `fit` on a synthesized corpus: today's train "
      "step against the step before the speed work of issue 9 (baseline_commit's "
      "lstm_gan.py, loaded from git into the same process). Changes: one generator pass "
-     "serves both updates, the discriminator hears real, fake and wrong-clock audio in one "
-     "batch, and its LSTM steps over pairs of spectrum frames (critic_stride 2). Below: "
+     "serves both updates, and the discriminator hears real, fake and wrong-clock audio in "
+     "one batch. Below: "
      "the pieces of today's step timed alone, and the data pipeline's batches per second "
      "(far above the step rate: the data is not what the step waits for)."),
     ("train_fft", "bench_train_fft.py",

@@ -63,3 +63,22 @@ def techno(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("techno")
     synth_corpus(out, loops=6, seconds=4, rate=8000, seed=3, test_fraction=0.34)
     return out
+
+
+def cli(capsys, *args):
+    """The command line in this process (musicrgan.cli.main, parser and all): (exit status,
+    stdout, stderr). Seconds faster than a subprocess for checks that need no process."""
+    from musicrgan.cli import main
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_refused(result, *words):
+    """An in-process `cli` result that is one error line (warnings aside), exit status 2."""
+    status, _, err = result
+    lines = [ln for ln in err.splitlines() if ln.strip() and "warning" not in ln]
+    assert status == 2, (status, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]

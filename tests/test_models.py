@@ -86,6 +86,7 @@ def test_tiny_run_trains_saves_loads_identically_and_generates(name, techno, tmp
     assert not np.array_equal(out[0], out[1])
 
 
+@pytest.mark.slow  # 50 s on 2 cores: a quality check, with the slow ones
 def test_lstm_gan_learns_the_corpus_sound_neither_silence_nor_noise(tmp_path):
     """A short GAN run on the built-in corpus: its output's spectral flatness and loudness
     (the descriptors `musicrgan evaluate` reports) land in the corpus's range, far from both

@@ -14,26 +14,9 @@ import time
 import pytest
 import yaml
 
-from conftest import tiny_config as tiny, run_cli, assert_one_line_error
-from musicrgan.cli import main
+from conftest import tiny_config as tiny, run_cli, assert_one_line_error, cli, assert_refused
 from musicrgan.locks import folder_lock
 from musicrgan.runs import read_history
-
-
-def cli(capsys, *args):
-    """The command line in this process: (exit status, stdout, stderr)."""
-    status = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_refused(result, *words):
-    status, _, err = result
-    lines = [ln for ln in err.splitlines() if ln.strip() and "warning" not in ln]
-    assert status == 2, (status, err)
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word.lower() in lines[0].lower(), lines[0]
 
 
 @pytest.fixture
