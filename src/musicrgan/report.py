@@ -165,7 +165,8 @@ def update_listing(folder: Path, entries: list[dict]) -> Path:
     cards = []
     for e in clips:
         meta = {k: e.get(k) for k in ("run", "family", "epochs", "checkpoint", "seconds",
-                                      "temperature", "seed", "bpm", "prime", "window", "created")}
+                                      "temperature", "seed", "bpm", "loudness_target",
+                                      "prime", "window", "created")}
         cards.append(clip_card(e["file"], e.get("image"), Path(e["file"]).stem, meta))
     body = (f"<p>{len(clips)} clips, newest first. Written by <code>musicrgan generate</code>; "
             "each clip's settings are below its spectrogram.</p>"
