@@ -177,3 +177,30 @@ def test_one_process_at_a_time_per_run_and_per_corpus(run, techno, tmp_path):
     with folder_lock(corpus, "converting into"):
         second = run_cli("convert", techno / "train", corpus, "--quiet")
     assert_one_line_error(second, "busy", str(os.getpid()))
+
+
+def test_kill_minus_nine_during_generate_leaves_an_index_of_whole_files(run, tmp_path):
+    """Songs are written group by group; a generate killed between groups leaves index.json
+    listing exactly the finished wavs, and the next generate cleans what was half-written.
+    (Groups of one song here, by patching the group size, so a short test has many.)"""
+    import soundfile as sf
+    out = tmp_path / "o"
+    code = ("import sys; import musicrgan.generate as g; g.GROUP_SAMPLES = 2000; "
+            "from musicrgan.cli import main; "
+            f"sys.exit(main(['generate', {str(run)!r}, '--n', '200', '--seconds', '0.25', "
+            f"'--out', {str(out)!r}, '--quiet']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.wav"))) < 3:
+        time.sleep(0.02)
+    proc.kill(), proc.wait()
+    listed = [c["file"] for c in json.loads((out / "index.json").read_text())["clips"]]
+    assert 0 < len(listed) < 200
+    for name in listed:
+        assert sf.info(str(out / name)).frames == 2000  # whole, not torn
+    status = run_cli("generate", run, "--n", "1", "--seconds", "0.25", "--out", out, "--quiet")
+    assert status.returncode == 0, status.stderr
+    assert not list(out.glob(".*.tmp"))
+    after = {c["file"] for c in json.loads((out / "index.json").read_text())["clips"]}
+    assert set(listed) <= after and "run_fft-lstm_seed0-2_1.wav" in after
