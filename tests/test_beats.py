@@ -111,3 +111,16 @@ def test_a_long_track_gets_a_grid_per_half_minute_and_windows_follow_them(tmp_pa
         assert position == pytest.approx(grid.beat_at(seconds), abs=1e-3)
         # kicks on every beat: a window starting on one starts on a whole beat
         assert abs(position - round(position)) < 0.05
+
+
+def test_a_tempo_estimate_outside_the_range_gives_no_grid_instead_of_a_crash(monkeypatch):
+    """An orchestral track's tempo estimate can land where no simple ratio of it is a tempo
+    we search (60-200 BPM); the grid then says 'no pulse', as for silence (training on the
+    Wesnoth orchestral set crashed here with an empty max())."""
+    import numpy as np
+    from musicrgan import beats, metrics
+    monkeypatch.setattr(metrics, "tempo", lambda x, rate, hop: (30.0, 0.4))
+    clicks = np.zeros(16000 * 8, np.float32)
+    clicks[::8000] = 1.0
+    grid = beats.find_grid(clicks, 16000)
+    assert grid.strength == 0.0 and grid.bpm == 120.0

@@ -77,14 +77,16 @@ def find_grid(x: np.ndarray, rate: int) -> BeatGrid:
                 prior = np.exp(-0.5 * (np.log2(candidate / 120.0)
                                        / metrics.TEMPO_PRIOR_OCTAVES) ** 2)
                 scores.append((score * prior, phase, candidate))
-        return max(scores)
+        return max(scores) if scores else None
 
     # the autocorrelation's tempo, or a simple ratio of it (the autocorrelation of a busy
     # pattern can peak at 2/3 or 4/5 of the beat), each searched ±4 % in 0.5 % steps and
     # half frames; then ±0.5 % around the best in 0.1 % steps and quarter frames
-    _, _, coarse = best([bpm * ratio * fine for ratio in TEMPO_RATIOS
-                         for fine in np.linspace(0.96, 1.04, 17)], 0.5)
-    _, phase, bpm = best(coarse * np.linspace(0.995, 1.005, 11), 0.25)
+    found = best([bpm * ratio * fine for ratio in TEMPO_RATIOS
+                  for fine in np.linspace(0.96, 1.04, 17)], 0.5)
+    if found is None:  # no tempo near the estimate lies in MIN_BPM..MAX_BPM: no usable pulse
+        return BeatGrid(120.0, 0.0, 0.0)
+    _, phase, bpm = best(found[2] * np.linspace(0.995, 1.005, 11), 0.25)
     period = 60.0 * frame_rate / bpm
     # the downbeat is the beat of the bar that collects the most flux
     flux = np.interp(phase + np.arange(0.0, env.size / period) * period, np.arange(env.size),
