@@ -15,7 +15,7 @@ from pathlib import Path
 import musicrgan  # noqa: F401  (sets TensorFlow's quiet logging before anything imports it)
 from musicrgan.data import CorpusError
 from musicrgan.locks import FolderBusy
-from musicrgan.runs import RunError, TrainingStopped
+from musicrgan.runs import RunError, TrainingStopped, writable_folder
 
 
 MAX_EPOCHS = 10_000  # with --minutes and no --epochs, the time ends training
@@ -51,19 +51,6 @@ def _fraction(text):
     return value
 
 
-def _writable_folder(path: str) -> None:
-    """An output folder that exists or can be made, and can be written to."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file, not a folder: choose another path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot write to {folder}: permission denied")
-
-
 def cmd_convert(args) -> int:
     """Convert audio files (wav, flac, ogg, mp3, m4a, opus, ...) into a corpus folder of mono
     wavs: OUT/train, OUT/test, OUT/manifest.jsonl and OUT/failures.jsonl. Re-running converts
@@ -72,7 +59,7 @@ def cmd_convert(args) -> int:
     for src in args.sources + (args.test or []):
         if not Path(src).exists():
             raise UsageError(f"input not found: {src}")
-    _writable_folder(args.out)
+    writable_folder(Path(args.out), "corpus folder")
     summary = convert([Path(s) for s in args.sources], Path(args.out), rate=args.rate,
                       test_sources=[Path(s) for s in args.test] if args.test else None,
                       test_fraction=args.test_fraction, min_seconds=args.min_seconds,
@@ -86,7 +73,7 @@ def cmd_synth(args) -> int:
     """Synthesize the built-in corpus: beat-aligned techno and acid loops (kick, claps or
     snares, hats, an acid bass line), deterministic for a seed, labels in the manifest."""
     from .corpus.synth import synth_corpus
-    _writable_folder(args.out)
+    writable_folder(Path(args.out), "corpus folder")
     entries = synth_corpus(Path(args.out), loops=args.loops, seconds=args.seconds,
                            rate=args.rate, seed=args.seed, test_fraction=args.test_fraction,
                            progress=not args.quiet)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from . import audio, mastering
 from .beats import MAX_BPM, MIN_BPM
 from .runs import (BEST, MODEL, RunError, corpus_prime, load_model, load_run_config,
-                   make_family, read_state)
+                   make_family, read_state, writable_folder)
 
 
 MAX_SONGS, MAX_SECONDS = 1000, 600
@@ -140,14 +140,9 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
     run, out = Path(run), Path(out)
     check_request(n, seconds, temperature)
     family = make_family(load_run_config(run))
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file, not a folder: choose another path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for leftover in out.glob(".*.tmp"):  # what a killed generate left half-written
-            leftover.unlink()
-    except OSError as exc:
-        raise RunError(f"cannot write to --out {out}: {exc.strerror}") from None
+    writable_folder(out, "--out")
+    for leftover in out.glob(".*.tmp"):  # what a killed generate left half-written
+        leftover.unlink(missing_ok=True)
     stem = _free_stem(out, f"{run.name}_{family.name}_seed{seed}", n)
     group = max(1, min(n, GROUP_SAMPLES // max(1, int(seconds * family.rate))))
     paths = []

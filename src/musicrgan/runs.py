@@ -46,6 +46,21 @@ class TrainingStopped(Exception):
     """Training ended for a reason the user must hear (NaN loss); exit status 1."""
 
 
+def writable_folder(path: Path, what: str = "folder") -> Path:
+    """An output folder that exists or is made now and can be written to; else RunError
+    (a path that is a file, one under /proc, no permission). `what` names it in the message."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{what} {folder} is a file, not a folder: choose another path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create {what} {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise RunError(f"cannot write to {what} {folder}: permission denied")
+    return folder
+
+
 def load_run_config(run: Path) -> dict:
     path = Path(run) / CONFIG
     if not Path(run).is_dir():
@@ -217,7 +232,6 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
             super().__init__()
             self.nan_at = None
             self.stopped_early = False
-            self.out_of_budget = False
 
             # seconds an epoch spends after its last training step (validation, callbacks):
             # the budget keeps room for them
@@ -239,7 +253,6 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                     >= budget_seconds):
                 # the budget ends training mid-epoch: the epoch is committed with the steps
                 # it made (history's `steps`), so a slow machine keeps to the time promised
-                self.out_of_budget = True
                 self.model.stop_training = True
 
         @property
@@ -276,7 +289,6 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                 self.stopped_early = True
                 self.model.stop_training = True
             if budget_seconds is not None and training_seconds(state) >= budget_seconds:
-                self.out_of_budget = True
                 self.model.stop_training = True
 
         def write_sample(self, number):
@@ -301,7 +313,7 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
     The run folder is locked while it trains: a second process gets RunError at once."""
     run = Path(run)
     if run.exists() and not run.is_dir():
-        raise RunError(f"{run} is a file, not a run folder: choose another path")
+        raise RunError(f"run folder {run} is a file, not a folder: choose another path")
     if new:
         if (run / CONFIG).exists():
             raise RunError(f"{run} already holds a run; use `musicrgan train continue {run}` "
@@ -321,10 +333,7 @@ def train(run: Path, epochs: int, *, family_name: str | None = None, data: str |
         # the corpus must feed this family before the run folder exists: a refused corpus
         # leaves nothing behind that would block the retry
         _datasets(family, run_config["data"], 0)
-        try:
-            run.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunError(f"cannot create the run folder {run}: {exc.strerror}") from None
+        writable_folder(run, "run folder")
     else:
         load_run_config(run)  # a missing run folder is named as such before it is locked
     try:
