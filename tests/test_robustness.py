@@ -159,6 +159,83 @@ def test_ctrl_c_during_training_exits_at_once_and_the_run_resumes(techno, tmp_pa
     assert [int(r["epoch"]) for r in read_history(run)] == list(range(1, done + 2))
 
 
+def interrupt_when(proc, ready, timeout=120):
+    """Ctrl-C as a terminal sends it, to the whole process group (convert's workers too),
+    once ready() holds; the exit status and stderr."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def mp3s(tmp_path_factory):
+    """16 minute-long mp3s: enough work for a convert to be stopped half-way."""
+    from conftest import chord, encode
+    folder = tmp_path_factory.mktemp("mp3s")
+    for i in range(16):
+        encode(folder / f"s{i}.mp3", chord(60, 22050, amp=0.2), 22050)
+    return folder
+
+
+def start_convert(mp3s, out, jobs):
+    return subprocess.Popen([sys.executable, "-m", "musicrgan", "convert", mp3s, out, "--jobs",
+                             str(jobs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def test_ctrl_c_during_convert_exits_at_once_and_rerunning_finishes(mp3s, tmp_path):
+    import soundfile as sf
+    from musicrgan.audio import FILE_MODE
+    out = tmp_path / "corpus"
+    status, err = interrupt_when(start_convert(mp3s, out, 2), lambda: any(out.rglob("*.wav")))
+    assert status == 130 and "Traceback" not in err and "interrupted" in err, err
+    kept = list(out.rglob("*.wav"))
+    assert 0 < len(kept) < 16 and all(sf.info(str(p)).duration == 60 for p in kept)
+    assert all(os.stat(p).st_mode & 0o777 == FILE_MODE for p in kept)  # not mkstemp's 0600
+    again = run_cli("convert", mp3s, out)  # the files converted in hand are kept, not redone
+    assert again.returncode == 0, again.stderr
+    assert f"converted {16 - len(kept)}; unchanged {len(kept)}" in again.stdout
+
+
+def test_kill_minus_nine_during_convert_and_the_next_convert_finishes(mp3s, tmp_path):
+    """The killed convert's workers exit with it (they share its folder lock): the next
+    convert, started at once, is not refused as busy and finishes the corpus."""
+    out = tmp_path / "corpus"
+    proc = start_convert(mp3s, out, 2)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(out.rglob("*.wav")):
+        time.sleep(0.01)
+    proc.kill(), proc.wait()
+    again = run_cli("convert", mp3s, out)
+    assert again.returncode == 0, again.stderr
+    assert len(list(out.rglob("*.wav"))) == 16 and not list(out.rglob(".*.tmp"))
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 16
+
+
+def test_ctrl_c_during_generate_exits_at_once_and_keeps_an_index_of_whole_files(run, tmp_path):
+    import soundfile as sf
+    out = tmp_path / "o"
+    code = ("import sys; import musicrgan.generate as g; g.GROUP_SAMPLES = 2000; "
+            "from musicrgan.cli import main; "
+            f"sys.exit(main(['generate', {str(run)!r}, '--n', '200', '--seconds', '0.25', "
+            f"'--out', {str(out)!r}, '--quiet']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    status, err = interrupt_when(proc, lambda: len(list(out.glob("*.wav"))) >= 3)
+    assert status == 130 and "Traceback" not in err and "interrupted" in err, err
+    listed = {c["file"] for c in json.loads((out / "index.json").read_text())["clips"]}
+    assert listed == {p.name for p in out.glob("*.wav")}  # the group in hand was finished
+    assert 3 <= len(listed) < 200 and all(sf.info(str(out / f)).frames == 2000 for f in listed)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
 def test_one_process_at_a_time_per_run_and_per_corpus(run, techno, tmp_path):
     with folder_lock(run, "training"):  # this test process holds the run, as a trainer would
         second = run_cli("train", "continue", run, "--epochs", "1")
@@ -180,9 +257,10 @@ def test_one_process_at_a_time_per_run_and_per_corpus(run, techno, tmp_path):
 
 
 def test_kill_minus_nine_during_generate_leaves_an_index_of_whole_files(run, tmp_path):
-    """Songs are written group by group; a generate killed between groups leaves index.json
-    listing exactly the finished wavs, and the next generate cleans what was half-written.
-    (Groups of one song here, by patching the group size, so a short test has many.)"""
+    """Songs are written group by group; a killed generate leaves no wav that index.json does
+    not list, every listed song whole (or staged whole, waiting for its rename), and the next
+    generate finishes or cleans what the killed one left. (Groups of one song here, by
+    patching the group size, so a short test has many.)"""
     import soundfile as sf
     out = tmp_path / "o"
     code = ("import sys; import musicrgan.generate as g; g.GROUP_SAMPLES = 2000; "
@@ -197,10 +275,32 @@ def test_kill_minus_nine_during_generate_leaves_an_index_of_whole_files(run, tmp
     proc.kill(), proc.wait()
     listed = [c["file"] for c in json.loads((out / "index.json").read_text())["clips"]]
     assert 0 < len(listed) < 200
+    assert {p.name for p in out.glob("*.wav")} <= set(listed)  # no wav the index doesn't know
     for name in listed:
-        assert sf.info(str(out / name)).frames == 2000  # whole, not torn
+        staged = out / f".{name}.staged"
+        assert sf.info(str(out / name if (out / name).exists() else staged)).frames == 2000
     status = run_cli("generate", run, "--n", "1", "--seconds", "0.25", "--out", out, "--quiet")
     assert status.returncode == 0, status.stderr
-    assert not list(out.glob(".*.tmp"))
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
     after = {c["file"] for c in json.loads((out / "index.json").read_text())["clips"]}
+    assert after == {p.name for p in out.glob("*.wav")}
     assert set(listed) <= after and "run_fft-lstm_seed0-2_1.wav" in after
+
+
+def test_a_group_killed_after_its_listing_is_finished_by_the_next_generate(run, tmp_path,
+                                                                           capsys):
+    """The one window left open by staging: killed between writing index.json and renaming
+    the group's wavs into place. The next generate renames the listed ones, drops the rest."""
+    out = tmp_path / "o"
+    assert cli(capsys, "generate", run, "--n", "2", "--seconds", "0.25", "--out", out,
+               "--quiet")[0] == 0
+    first = out / "run_fft-lstm_seed0_1.wav"
+    first.rename(out / f".{first.name}.staged")  # listed, not yet renamed
+    (out / ".unlisted_9.wav.staged").write_bytes(first.with_name("run_fft-lstm_seed0_2.wav")
+                                                  .read_bytes())
+    assert cli(capsys, "generate", run, "--n", "1", "--seconds", "0.25", "--out", out,
+               "--quiet")[0] == 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".wav" or
+                  p.name.startswith(".")) == ["run_fft-lstm_seed0-2_1.wav",
+                                              "run_fft-lstm_seed0_1.wav",
+                                              "run_fft-lstm_seed0_2.wav"]

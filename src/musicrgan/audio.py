@@ -150,6 +150,25 @@ def duration(path: str | os.PathLike) -> float:
     return sf.info(str(path)).duration
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files only their owner can read (0600); a finished file gets the permissions
+# any other new file would (0644 with the usual umask), as `cp` or ffmpeg would give it
+FILE_MODE = 0o666 & ~_umask()
+
+
+def temporary_file(path: Path, name: str) -> str:
+    """A new hidden `.NAME.XXXX.tmp` beside path, with the usual permissions of a new file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name[:40]}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    return tmp
+
+
 def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
     """Write 16-bit PCM wav atomically: a temporary name in the same folder, then rename.
 
@@ -158,8 +177,7 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temporary_file(path, path.stem)
     try:
         _write_pcm16(tmp, audio, rate)
         os.replace(tmp, path)
@@ -172,9 +190,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temporary file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_file(path, path.name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

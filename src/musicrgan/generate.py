@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,6 +22,7 @@ MAX_SONGS, MAX_SECONDS = 1000, 600
 # samples generated at once: songs go in groups of at most this many samples (30 s x 16 at
 # 16 kHz), so memory stays bounded whatever --n is; each group is written before the next
 GROUP_SAMPLES = 16 * 30 * 16000
+STAGED = ".staged"  # a finished wav waiting for its group to be listed
 # the model of the last call, so a generation in groups loads it once
 _loaded: dict = {}
 
@@ -134,15 +137,15 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
     returns their paths.
 
     Songs are generated in groups (GROUP_SAMPLES), each group written and listed before the
-    next, so memory stays bounded and a killed run leaves an index that lists exactly the
-    finished songs. A new batch never overwrites earlier files: its names get a batch number
+    next, so memory stays bounded. A group's wavs are staged under hidden names, listed, then
+    renamed into place: a killed run leaves no wav that index.json does not describe, and the
+    next run finishes the renames of a listed group (or discards an unlisted one). A new batch never overwrites earlier files: its names get a batch number
     where the plain names are taken. Group k > 0 uses a seed derived from (seed, k)."""
     run, out = Path(run), Path(out)
     check_request(n, seconds, temperature)
     family = make_family(load_run_config(run))
     writable_folder(out, "--out")
-    for leftover in out.glob(".*.tmp"):  # what a killed generate left half-written
-        leftover.unlink(missing_ok=True)
+    _finish_staged(out)
     stem = _free_stem(out, f"{run.name}_{family.name}_seed{seed}", n)
     group = max(1, min(n, GROUP_SAMPLES // max(1, int(seconds * family.rate))))
     paths = []
@@ -157,22 +160,50 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
             progress=progress)
         out_rate = rate or family.rate
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        entries = []
+        entries, staged = [], {}
         for i, clip in enumerate(clips):
             if out_rate != family.rate:
                 clip = audio.resample(clip, family.rate, out_rate)
             path = out / f"{stem}_{first + i + 1}.wav"
-            audio.write_wav(path, clip, out_rate)
+            staged[path.name] = _staged(path)
+            audio.write_wav(staged[path.name], clip, out_rate)
             paths.append(path)
             entry = {"file": path.name, "created": created, "rate": out_rate, **made,
                      "seed": seed, "group_seed": group_seed}
             if "bpm" in made:
                 entry["bpm"] = made["bpm"][i]
             entries.append(entry)
-        update_listing(out, entries)
+        update_listing(out, entries, sources=staged)
+        for name, source in staged.items():
+            os.replace(source, out / name)
         if n > group and progress:
             print(f"{first + count} of {n} songs written", file=sys.stderr)
     return paths
+
+
+def _staged(path: Path) -> Path:
+    return path.with_name(f".{path.name}{STAGED}")
+
+
+def _finish_staged(out: Path) -> None:
+    """Clean up after a killed generate: half-written temporaries go; a staged wav that
+    index.json already lists is renamed into place (its group was complete), others go."""
+    from .report import LISTING
+    for leftover in out.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    staged = list(out.glob(f".*.wav{STAGED}"))
+    if not staged:
+        return
+    try:
+        listed = {c["file"] for c in json.loads((out / LISTING).read_text())["clips"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = set()
+    for source in staged:
+        name = source.name[1:-len(STAGED)]
+        if name in listed and not (out / name).exists():
+            os.replace(source, out / name)
+        else:
+            source.unlink(missing_ok=True)
 
 
 def _free_stem(out: Path, stem: str, n: int) -> str:

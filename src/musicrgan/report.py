@@ -141,9 +141,13 @@ def loss_png(histories: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def update_listing(folder: Path, entries: list[dict]) -> Path:
+def update_listing(folder: Path, entries: list[dict], sources: dict | None = None) -> Path:
     """Add clips (dicts with at least "file") to folder's index.json, draw their spectrograms,
-    and rewrite folder/index.html with every clip whose file is still there."""
+    and rewrite folder/index.html with every clip whose file is still there.
+
+    sources: where to read a new clip from when it is not yet at its name (a staged file that
+    the caller renames into place once the listing is written); such clips are listed."""
+    sources = sources or {}
     import soundfile as sf
     folder = Path(folder)
     listing_path = folder / LISTING
@@ -154,11 +158,13 @@ def update_listing(folder: Path, entries: list[dict]) -> Path:
         except (ValueError, KeyError, TypeError):
             known = {}  # a damaged listing is rebuilt from what we add now
     for entry in entries:
-        clip, rate = sf.read(folder / entry["file"], dtype="float32")
+        clip, rate = sf.read(sources.get(entry["file"], folder / entry["file"]),
+                             dtype="float32")
         image = f"{SPECTROGRAMS}/{Path(entry['file']).stem}.png"
         spectrogram_png(clip, rate, folder / image)
         known[entry["file"]] = {**entry, "image": image}
-    clips = [e for e in known.values() if (folder / e["file"]).exists()]
+    clips = [e for e in known.values()
+             if (folder / e["file"]).exists() or e["file"] in sources]
     clips.sort(key=lambda e: e["file"])
     clips.sort(key=lambda e: e.get("created", ""), reverse=True)  # stable: newest batch first
     atomic_write_text(listing_path, json.dumps({"clips": clips}, indent=1))

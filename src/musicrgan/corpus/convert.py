@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
-import tempfile
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +102,7 @@ def convert_one(source: str, target: str, rate: int, min_seconds: float) -> dict
     """Decode, check and write one file. Runs in a worker process; never raises for bad input."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem[:40]}.", suffix=".tmp")
-    os.close(fd)
+    tmp = audio.temporary_file(target, target.stem)
     try:
         try:
             audio.transcode(source, tmp, rate)
@@ -130,7 +131,20 @@ def _init_worker(cores: list[int], counter) -> None:
     Each worker is pinned to one core, and so is the ffmpeg it starts: ffmpeg's CLI runs
     demuxer, decoder, filters and muxer on separate threads that hand every packet over
     through futexes, which costs more than it gains once every core already has a file.
+
+    Ctrl-C is the parent's to handle (it cancels the queued files and waits for the ones in
+    hand), so workers ignore it. A worker exits as soon as its parent is gone: a worker
+    outliving a killed convert would go on holding the corpus folder's lock (inherited by
+    fork), and the next convert would find the folder busy.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def exit_with_parent():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     if cores and hasattr(os, "sched_setaffinity"):
         with counter.get_lock():
             slot = counter.value
@@ -216,12 +230,14 @@ def _convert_locked(train_sources, out: Path, *, rate, test_sources, test_fracti
                                    min_seconds): (job, split, rel_out)
                        # largest first, so no long file is left running alone at the end
                        for job, split, rel_out in sorted(todo, key=lambda t: -t[0].size)}
-            for future in as_completed(futures):
+            def record(future, interrupted=False):
                 job, split, rel_out = futures[future]
                 result = future.result()
                 base = {"source": str(job.source), "source_size": job.size,
                         "source_mtime": job.mtime}
                 if "error" in result:
+                    if interrupted:  # its ffmpeg may have had the Ctrl-C: try it next time
+                        return
                     summary.failed += 1
                     failure = {**base, "reason": result["error"]}
                     new_failures.append(failure)
@@ -234,6 +250,18 @@ def _convert_locked(train_sources, out: Path, *, rate, test_sources, test_fracti
                     failed_before.pop(str(job.source), None)
                     append_jsonl(manifest_path, entry)
                 bar.update(1)
+
+            recorded = set()
+            try:
+                for future in as_completed(futures):
+                    record(future)
+                    recorded.add(future)
+            except BaseException:  # Ctrl-C: drop the queue, finish and keep the files in hand
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future in futures:
+                    if future not in recorded and future.done() and not future.cancelled():
+                        record(future, interrupted=True)
+                raise
     finally:
         bar.close()
 
