@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(PY) -m musicrgan.demo --minutes $(DEMO_MINUTES)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

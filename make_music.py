@@ -31,15 +31,19 @@ def main(argv: list[str]) -> int:
     if not (window.isdigit() and rate.isdigit() and n.isdigit()) or int(rate) == 0:
         return usage_error("make_music.py", "<input_window>, <bitrate> and <num songs> must "
                            "be positive whole numbers")
-    from musicrgan.cli import UsageError
     from musicrgan.generate import generate
-    from musicrgan.runs import RunError, load_run_config, make_family
+    from musicrgan.models.base import ContinuesAudio, GenerationRequest, RequestError
+    from musicrgan.runs import Run, RunError
+    names = {"n": "<num songs>", "window": "<input_window>", "prime": "<input_window>"}
     try:
-        family = make_family(load_run_config(Path(model_path)))
-        window_s = int(window) / family.rate if family.takes_prime else None
-        paths = generate(Path(model_path), Path(save_path), n=int(n), seconds=10.0,
-                         window=window_s, rate=int(rate), prime_from_corpus=family.takes_prime)
-    except (RunError, UsageError) as exc:
+        run = Run(Path(model_path))
+        primed = isinstance(run.family, ContinuesAudio)
+        window_s = int(window) / run.family.rate if primed else None
+        paths = generate(run, Path(save_path), GenerationRequest(n=int(n), seconds=10.0),
+                         window=window_s, rate=int(rate), prime_from_corpus=primed)
+    except RequestError as exc:  # in the original's argument names
+        return usage_error("make_music.py", f"{names.get(exc.field, exc.field)} {exc.reason}")
+    except RunError as exc:
         return usage_error("make_music.py", str(exc))
     for path in paths:
         print(path)

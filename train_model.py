@@ -42,11 +42,13 @@ def generate_song(model_path: str, song_path: str) -> int:
         return usage_error("train_model.py", f"<songpath>'s folder {song.parent} does not exist")
     from musicrgan import audio
     from musicrgan.generate import generate_clips
+    from musicrgan.models.base import GenerationRequest, RequestError
     from musicrgan.runs import RunError
     try:
-        clips, family, _ = generate_clips(Path(model_path), n=1, seconds=SONG_SECONDS)
+        clips, family, _ = generate_clips(Path(model_path),
+                                          GenerationRequest(n=1, seconds=SONG_SECONDS))
         audio.write_wav(song, clips[0], family.rate)
-    except (RunError, audio.AudioError, OSError) as exc:
+    except (RunError, RequestError, audio.AudioError, OSError) as exc:
         return usage_error("train_model.py", str(exc))
     print(song)
     return 0

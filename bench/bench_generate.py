@@ -17,7 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save  # noqa: E402
 
-from musicrgan.models import get_family  # noqa: E402
+from musicrgan.models import get_family
+from musicrgan.models.base import GenerationRequest  # noqa: E402
 
 RATE = 16000
 
@@ -68,9 +69,12 @@ def main() -> None:
         family = cls(cls.Config(), RATE)
         model = family.build()
         samples = int(args.seconds * RATE)
-        family.generate(model, args.n, RATE // 4, None, 1.0, seed=0)  # compile the loop
+        def request(seconds, seed):
+            return family.checked(GenerationRequest(n=args.n, seconds=seconds, seed=seed,
+                                                    temperature=1.0))
+        family.generate(model, request(0.25, 0))  # compile the loop
         t = time.perf_counter()
-        family.generate(model, args.n, samples, None, 1.0, seed=1)
+        family.generate(model, request(args.seconds, 1))
         ours = time.perf_counter() - t
         per_step = original_loop(family, model, args.baseline_steps)
         original_samples_per_s = samples_per_step(family) / per_step  # one stream

@@ -29,6 +29,8 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 BASELINE = "37aea49"  # main before issue 9: three discriminator passes, two generator passes
+MOVED = {"from ..features import": "from ..modules.features import",
+         "from ..evaluate import corpus_clips": "from ..data import corpus_clips"}
 
 
 def baseline_family():
@@ -39,6 +41,8 @@ def baseline_family():
             capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         sys.exit(f"bench_train_gan needs the git history (commit {BASELINE}): {exc}")
+    for old, new in MOVED.items():  # shared parts that moved into the modules layer since
+        source = source.replace(old, new)
     families, custom = dict(FAMILIES), dict(keras.saving.get_custom_objects())
     module = types.ModuleType("musicrgan.models._lstm_gan_baseline")
     module.__package__ = "musicrgan.models"

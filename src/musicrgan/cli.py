@@ -15,7 +15,9 @@ from pathlib import Path
 import musicrgan  # noqa: F401  (sets TensorFlow's quiet logging before anything imports it)
 from musicrgan.data import CorpusError
 from musicrgan.locks import FolderBusy
-from musicrgan.runs import RunError, TrainingStopped, writable_folder
+from musicrgan.models.base import RequestError
+from musicrgan.runs import (DamagedCheckpoint, DamagedState, RunError, TrainingStopped,
+                            writable_folder)
 
 
 MAX_EPOCHS = 10_000  # with --minutes and no --epochs, the time ends training
@@ -141,27 +143,31 @@ def cmd_train(args) -> int:
     """Train a model: `train new RUN --model FAMILY --data CORPUS` starts a run folder,
     `train continue RUN` resumes it from its last complete epoch. History is kept across
     sessions in RUN/history.csv."""
-    from .runs import read_state, train, training_seconds
+    from .runs import Run, training_seconds
     epochs = args.epochs or (MAX_EPOCHS if args.minutes else 10)
-    budget = None
-    if args.minutes:  # more minutes on top of what the run has already trained
-        budget = args.minutes * 60 + (training_seconds(read_state(Path(args.run)))
-                                      if args.action == "continue" and not args.repair
-                                      else 0.0)
     if args.action == "new":
         if not args.model or not args.data:
             raise UsageError("train new needs --model FAMILY and --data CORPUS")
         overrides = _load_config_file(args.config, args.set)
         if args.start_from or args.repair:
             raise UsageError("--from and --repair are for train continue")
-        state = train(Path(args.run), epochs, family_name=args.model, data=args.data,
-                      config_overrides=overrides, new=True, budget_seconds=budget)
+        if (Path(args.run) / "config.yaml").exists():
+            raise UsageError(f"{args.run} already holds a run; use `musicrgan train continue "
+                             f"{args.run}` or choose another folder")
+        run = Run.create(Path(args.run), args.model, args.data, overrides)
     else:
         if args.model or args.data or args.config or args.set:
             raise UsageError("train continue takes the run's frozen config; leave out "
                              "--model, --data, --config and --set")
-        state = train(Path(args.run), epochs, budget_seconds=budget,
-                      start_from=args.start_from or "last", repair=args.repair)
+        run = Run(Path(args.run))
+    budget = None
+    if args.minutes:  # more minutes on top of what the run has already trained
+        budget = args.minutes * 60 + (training_seconds(run.state) if not args.repair else 0.0)
+    state = run.train(epochs, budget_seconds=budget, start_from=args.start_from or "last",
+                      repair=args.repair)
+    if state.get("stopped_early"):
+        print(f"early stop: {run.family.monitor} has not improved for "
+              f"{run.family.config.patience} epochs")
     last = state["history"][-1] if state["history"] else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if "loss" in k)
     print(f"{args.run}: {state['epochs_done']} epochs done ({summary}); "
@@ -173,11 +179,14 @@ def cmd_generate(args) -> int:
     """Generate new audio from a trained run: n songs in one batch, written as wavs at the
     model's sample rate. Same seed, same output."""
     from .generate import generate
-    paths = generate(Path(args.run), Path(args.out), n=args.n, seconds=args.seconds,
-                     prime_file=args.prime, prime_from_corpus=args.prime_from_corpus,
-                     window=args.window, temperature=args.temperature, seed=args.seed,
-                     checkpoint=args.checkpoint, bpm=args.bpm,
-                     match_loudness=args.match_loudness, progress=not args.quiet)
+    from .models.base import GenerationRequest
+    controls = {name: getattr(args, name) for name in _controls()}  # (given or None)
+    request = GenerationRequest(n=args.n, seconds=args.seconds, seed=args.seed,
+                                temperature=args.temperature, controls=controls)
+    paths = generate(Path(args.run), Path(args.out), request, prime_file=args.prime,
+                     prime_from_corpus=args.prime_from_corpus, window=args.window,
+                     checkpoint=args.checkpoint, match_loudness=args.match_loudness,
+                     progress=not args.quiet)
     for path in paths:
         print(path)
     return 0
@@ -227,7 +236,27 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _controls() -> dict:
+    """Every family's own generation controls, by name: (control, families that have it).
+    Each becomes a flag of `generate`; a run whose family lacks one refuses it."""
+    from .models import FAMILIES, family_names
+    from .models.base import Generates
+    found = {}
+    for name in family_names():
+        cls = FAMILIES[name]
+        if issubclass(cls, Generates):
+            for control in cls(cls.Config(), 16000).controls():
+                found.setdefault(control.name, (control, []))[1].append(name)
+    return found
+
+
+def flag(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
+
+
+def build_parser(controls: bool = True) -> argparse.ArgumentParser:
+    """The parser; controls=False leaves out generate's family controls (which import every
+    family, and with them TensorFlow: seconds that convert, info and synth need not wait)."""
     parser = _Parser(prog="musicrgan", description=musicrgan.__doc__)
     parser.add_argument("--version", action="version", version=musicrgan.__version__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -296,9 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--bpm", type=float,
-                   help="tempo of every song, for models with a beat clock (lstm-gan); "
-                        "default: drawn per song from the tempos of the training corpus")
+    for name, (control, families) in (_controls() if controls else {}).items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
+                       metavar=control.metavar,
+                       help=f"{control.help} ({', '.join(families)} runs only)")
     p.add_argument("--match-loudness", nargs="?", const="corpus", metavar="LUFS",
                    help="set each song's level, as mastering would: to the corpus's loudness "
                         "(median of its training audio), or to LUFS if given; peaks limited "
@@ -330,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Formatter(logging.Formatter):
+    """Warnings as `musicrgan: warning: ...`; notes (info) as they are."""
+
+    def format(self, record):
+        message = record.getMessage()
+        return f"musicrgan: warning: {message}" if record.levelno >= logging.WARNING \
+            else message
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a message comes (not the one at start-up)."""
 
@@ -339,22 +378,39 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    if not logging.getLogger("musicrgan").handlers:  # warnings as one line each, on stderr
+    logger = logging.getLogger("musicrgan")
+    if not logger.handlers:  # library messages, one line each, on stderr
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("musicrgan: warning: %(message)s"))
-        logging.getLogger("musicrgan").addHandler(handler)
-    parser = build_parser()
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    words = [a for a in argv if not a.startswith("-")]
+    parser = build_parser(controls=bool(words) and words[0] in ("generate",))
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except RequestError as exc:  # the library names a request's field; here it is a flag
+        print(f"musicrgan {args.command}: error: {flag(exc.field)} {exc.reason}",
+              file=sys.stderr)
+        return 2
+    except DamagedState as exc:
+        print(f"musicrgan {args.command}: error: {exc}: `musicrgan train continue {args.run} "
+              "--repair` rebuilds it from history.csv", file=sys.stderr)
+        return 2
+    except DamagedCheckpoint as exc:
+        print(f"musicrgan {args.command}: error: {exc}; `musicrgan train continue {args.run} "
+              "--from best` goes on from best.keras", file=sys.stderr)
+        return 2
     except (UsageError, CorpusError, RunError, FolderBusy) as exc:
         print(f"musicrgan {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except TrainingStopped as exc:  # e.g. a NaN loss: not a usage error, but no traceback
         print(f"musicrgan {args.command}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"musicrgan {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"musicrgan {args.command}: interrupted" + (f": {exc}" if str(exc) else ""),
+              file=sys.stderr)
         # Exit now: what matters is on disk (every write is atomic), and TensorFlow's
         # input-pipeline threads can keep a normal interpreter exit waiting forever (a
         # Ctrl-C in training printed its message, then hung for 10 minutes)

@@ -15,6 +15,7 @@ Re-running the same command resumes: a run that has used its budget is only eval
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -23,10 +24,13 @@ import numpy as np
 
 from . import audio, metrics
 from .audio import atomic_write_text
-from .evaluate import corpus_clips, evaluate
+from .data import corpus_clips
+from .evaluate import evaluate
 from .report import clip_card, loss_png, page, spectrogram_png, table
-from .runs import (CONFIG, RunError, load_run_config, patience_exhausted, read_history,
-                   read_state, train, training_seconds)
+from .runs import (CONFIG, Run, RunError, patience_exhausted, read_history,
+                   training_seconds)
+
+log = logging.getLogger("musicrgan")
 
 MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
 
@@ -41,25 +45,26 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
         raise RunError(f"unknown model famil{'ies' if len(unknown) > 1 else 'y'} "
                        f"{', '.join(unknown)}; choose from {', '.join(family_names())}")
     if len(set(families)) != len(families):
-        raise RunError("--models lists a family twice")
+        raise RunError("the families to compare name one twice")
     longest = longest_clip_seconds(data, "test")
     if longest < seconds:
-        print(f"note: the longest test file of {data} is {longest:g} s, shorter than "
-              f"--seconds {seconds:g}: comparing clips of {longest:g} s", flush=True)
+        log.info(f"note: the longest test file of {data} is {longest:g} s, shorter than "
+                 f"clips of {seconds:g} s: comparing clips of {longest:g} s")
         seconds = longest
     budget = budget_minutes * 60.0
     results = {}
     for name in families:
-        run = out / "runs" / name
-        exists = (run / CONFIG).exists()
-        if not exists or _needs_training(run, budget):
-            spent = training_seconds(read_state(run))
-            print(f"\n== {name}: training for {(budget - spent) / 60:.2g} of "
-                  f"{budget_minutes:g} min", flush=True)
-            train(run, MAX_EPOCHS, family_name=name, data=str(data),
-                  config_overrides=(configs or {}).get(name), new=not exists,
-                  budget_seconds=budget, verbose=None if progress else 0)
-        print(f"== {name}: evaluating", flush=True)
+        folder = out / "runs" / name
+        if (folder / CONFIG).exists():
+            run = Run(folder)
+        else:
+            run = Run.create(folder, name, data, (configs or {}).get(name))
+        if _needs_training(run, budget):
+            spent = training_seconds(run.state)
+            log.info(f"\n== {name}: training for {(budget - spent) / 60:.2g} of "
+                     f"{budget_minutes:g} min")
+            run.train(MAX_EPOCHS, budget_seconds=budget, verbose=None if progress else 0)
+        log.info(f"== {name}: evaluating")
         results[name] = evaluate(run, data=str(data), n=n, seconds=seconds, seed=seed,
                                  progress=progress)
     best = min(results, key=lambda k: results[k]["frechet"]["generated_vs_test"])
@@ -79,11 +84,11 @@ def longest_clip_seconds(data: Path, split: str) -> float:
     return max(math.floor((f.frames / f.rate - 0.01) * 100) / 100 for f in files)
 
 
-def _needs_training(run: Path, budget: float) -> bool:
-    """An existing run trains on until its budget is spent, unless it stopped early."""
-    state = read_state(run)
-    patience = (load_run_config(run).get("config") or {}).get("patience")
-    return training_seconds(state) < budget and not patience_exhausted(state, patience)
+def _needs_training(run: Run, budget: float) -> bool:
+    """A run trains on until its budget is spent, unless it stopped early."""
+    state = run.state
+    return training_seconds(state) < budget and not patience_exhausted(
+        state, run.family.config.patience)
 
 
 def _write_report(out: Path, data: Path, summary: dict) -> None:

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from . import audio
 from .beats import corpus_grids, grid_at
 from .corpus.manifest import split_files
+from .metrics import METRIC_RATE
 
 
 log = logging.getLogger("musicrgan")
@@ -203,3 +205,33 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     options.deterministic = deterministic if deterministic is not None else seed is not None
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+
+
+def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
+                 rate: int = METRIC_RATE) -> list[np.ndarray]:
+    """Up to `limit` non-overlapping clips of `seconds` from a corpus split, taken round-robin
+    across files (first clip of every file, then second clips, ...) so a few long files do
+    not crowd out the rest. With more files than `limit`, files spread over the split are
+    used, and only the start of each file that is needed is read."""
+    length = int(round(seconds * rate))
+    files = corpus_files(Path(data), split)
+    if not files:
+        raise CorpusError(f"{data} has no {split} split (no readable wavs in "
+                          f"{Path(data) / split}): measuring needs held-out audio there")
+    if len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
+    needed = -(-limit // max(1, len(files))) * length  # samples per file, rounded up to clips
+    per_file = []
+    for info in files:
+        if info.rate == rate:  # a partial read; other rates go through ffmpeg, whole
+            x = read_window(info.path, 0, min(info.frames, needed))
+        else:
+            x = audio.load(info.path, rate)[:needed]
+        per_file.append([x[i:i + length] for i in range(0, x.size - length + 1, length)])
+    clips = []
+    for k in range(max((len(c) for c in per_file), default=0)):
+        clips += [c[k] for c in per_file if k < len(c)]
+    if not clips:
+        raise CorpusError(f"no {split} file in {data} is {seconds:g} s long: evaluate with a "
+                          "smaller --seconds")
+    return clips[:limit]

@@ -19,41 +19,12 @@ import numpy as np
 
 from . import audio, mastering, metrics
 from .audio import atomic_write_text
-from .data import CorpusError, corpus_files, read_window
-from .runs import RunError, load_model, load_run_config, read_state, training_seconds
+from .data import CorpusError, corpus_clips
+from .models.base import Encodes, GenerationRequest, RequestError
+from .runs import Run, training_seconds
 
 EVAL_JSON = "eval.json"
 EVAL_CLIPS = "eval"
-
-
-def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
-                 rate: int = metrics.METRIC_RATE) -> list[np.ndarray]:
-    """Up to `limit` non-overlapping clips of `seconds` from a corpus split, taken round-robin
-    across files (first clip of every file, then second clips, ...) so a few long files do
-    not crowd out the rest. With more files than `limit`, files spread over the split are
-    used, and only the start of each file that is needed is read."""
-    length = int(round(seconds * rate))
-    files = corpus_files(Path(data), split)
-    if not files:
-        raise CorpusError(f"{data} has no {split} split (no readable wavs in "
-                          f"{Path(data) / split}): measuring needs held-out audio there")
-    if len(files) > limit:
-        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
-    needed = -(-limit // max(1, len(files))) * length  # samples per file, rounded up to clips
-    per_file = []
-    for info in files:
-        if info.rate == rate:  # a partial read; other rates go through ffmpeg, whole
-            x = read_window(info.path, 0, min(info.frames, needed))
-        else:
-            x = audio.load(info.path, rate)[:needed]
-        per_file.append([x[i:i + length] for i in range(0, x.size - length + 1, length)])
-    clips = []
-    for k in range(max((len(c) for c in per_file), default=0)):
-        clips += [c[k] for c in per_file if k < len(c)]
-    if not clips:
-        raise CorpusError(f"no {split} file in {data} is {seconds:g} s long: evaluate with a "
-                          "smaller --seconds")
-    return clips[:limit]
 
 
 def _noise_like(clips: list[np.ndarray], seed: int) -> list[np.ndarray]:
@@ -65,28 +36,28 @@ def _finite(value):
     return value if value is None or math.isfinite(value) else None
 
 
-def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float = 4.0,
+def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: float = 4.0,
              seed: int = 0, checkpoint: str = "best", temperature: float | None = None,
              reference_clips: int = 64,
              progress: bool = True) -> dict:
     from .generate import generate_clips
-    run = Path(run)
+    run = run if isinstance(run, Run) else Run(run)
     if n < 2:
-        raise RunError(f"--n must be at least 2 (a distribution needs more than one clip), got {n}")
-    run_config = load_run_config(run)
-    data = data or run_config["data"]
+        raise RequestError("n", f"must be at least 2 (a distribution needs more than one "
+                                f"clip), got {n}")
+    data = data or run.data
     if not Path(data).is_dir():
-        raise RunError(f"corpus not found: {data} (pass --data CORPUS)")
+        raise RequestError("data", f"{data}: corpus not found")
     test = corpus_clips(data, "test", seconds, reference_clips)
     try:
         train = corpus_clips(data, "train", seconds, reference_clips)
     except CorpusError:
         train = None
 
-    generated, family, made = generate_clips(run, n=n, seconds=seconds, seed=seed,
-                                             checkpoint=checkpoint, temperature=temperature,
-                                             progress=progress)
-    clip_dir = run / EVAL_CLIPS
+    generated, family, made = generate_clips(
+        run, GenerationRequest(n=n, seconds=seconds, seed=seed, temperature=temperature),
+        checkpoint=checkpoint, progress=progress)
+    clip_dir = run.path / EVAL_CLIPS
     for i, clip in enumerate(generated):
         audio.write_wav(clip_dir / f"clip_{i + 1:02d}.wav", clip, family.rate)
     if family.rate != metrics.METRIC_RATE:
@@ -108,15 +79,14 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
         "train_vs_test": metrics.clips_frechet_distance(train, test) if train else None,
         "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
     # the same clips at the corpus's level (generate --match-loudness): what mastering buys
-    target = mastering.corpus_loudness(
-        run, run_config["data"] if Path(run_config["data"]).is_dir() else data)
+    target = mastering.corpus_loudness(run.path, run.data if Path(run.data).is_dir() else data)
     distance, _, matched = measure(
         [mastering.match_loudness(c, metrics.METRIC_RATE, target) for c in generated])
     loudness_matched = {"target_lufs": round(target, 2), "frechet": distance,
                         "descriptors": matched}
     reconstruction = None
-    if hasattr(family, "reconstruct"):
-        model = load_model(run / made["checkpoint"], family)
+    if isinstance(family, Encodes):
+        model = run.model(checkpoint)
         batch = np.stack(test[:n]) if family.rate == metrics.METRIC_RATE else np.stack(
             [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in test[:n]])
         decoded = family.reconstruct(model, batch)
@@ -140,10 +110,10 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
             "grid_alignment_7_percent_off": float(np.mean(
                 [metrics.grid_alignment(c, 1.07 * a) for c, a in zip(generated, made["bpm"])]))}
 
-    state = read_state(run)
+    state = run.state
     wall = made["generation_seconds"]
     result = {
-        "run": str(run), "family": family.name, "data": str(data), "checkpoint": made["checkpoint"],
+        "run": str(run.path), "family": family.name, "data": str(data), "checkpoint": made["checkpoint"],
         "epochs": state["epochs_done"], "training_seconds": round(training_seconds(state), 1),
         "parameters": made["parameters"],
         "n": n, "seconds": seconds, "seed": seed, "temperature": made["temperature"],
@@ -160,10 +130,10 @@ def evaluate(run: Path, *, data: str | None = None, n: int = 8, seconds: float =
                   "realtime_factor_batch": round(n * seconds / wall, 3) if wall else None},
         "reconstruction": reconstruction,
         "tempo_asked": tempo_asked,
-        "clips": [str(p.relative_to(run)) for p in sorted(clip_dir.glob("clip_*.wav"))][:n],
+        "clips": [str(p.relative_to(run.path)) for p in sorted(clip_dir.glob("clip_*.wav"))][:n],
         "metric_seconds": round(time.perf_counter() - started, 2),
     }
-    atomic_write_text(run / EVAL_JSON, json.dumps(result, indent=1, default=_finite))
+    atomic_write_text(run.path / EVAL_JSON, json.dumps(result, indent=1, default=_finite))
     return result
 
 

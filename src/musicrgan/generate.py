@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import sys
 import time
@@ -13,140 +15,142 @@ import numpy as np
 from tqdm import tqdm
 
 from . import audio, mastering
-from .beats import MAX_BPM, MIN_BPM
-from .runs import (BEST, MODEL, RunError, corpus_prime, load_model, load_run_config,
-                   make_family, read_state, writable_folder)
+from .models.base import ContinuesAudio, GenerationRequest, Generates, RequestError
+from .data import CorpusError, WindowSource
+from .runs import Run, RunError, writable_folder
 
 
-MAX_SONGS, MAX_SECONDS = 1000, 600
 # samples generated at once: songs go in groups of at most this many samples (30 s x 16 at
-# 16 kHz), so memory stays bounded whatever --n is; each group is written before the next
+# 16 kHz), so memory stays bounded whatever the request's n is; each group is written
+# before the next
 GROUP_SAMPLES = 16 * 30 * 16000
+log = logging.getLogger("musicrgan")
 STAGED = ".staged"  # a finished wav waiting for its group to be listed
-# the model of the last call, so a generation in groups loads it once
-_loaded: dict = {}
 
 
-def check_request(n: int, seconds: float, temperature: float | None) -> None:
-    """Refuse, before any work, what cannot be done or would not end."""
-    if not 1 <= n <= MAX_SONGS:
-        raise RunError(f"--n must be between 1 and {MAX_SONGS}, got {n}")
-    if not 0 < seconds <= MAX_SECONDS:
-        raise RunError(f"--seconds must be above 0 and at most {MAX_SECONDS} (10 minutes) per "
-                       f"song, got {seconds:g}")
-    if temperature is not None and not 0 <= temperature <= 100:
-        raise RunError(f"--temperature must be between 0 and 100, got {temperature:g}")
+def _open(run: Run | Path) -> Run:
+    return run if isinstance(run, Run) else Run(run)
 
 
-def generate_clips(run: Path, *, n: int = 3, seconds: float = 10.0,
+def _generating_family(run: Run) -> Generates:
+    if not isinstance(run.family, Generates):
+        raise RunError(f"{run.family.name} does not generate audio (it encodes and decodes): "
+                       "reconstruct with it, or train a generating family on top of it")
+    return run.family
+
+
+def priming_audio(run: Run, n: int, seed: int, prime_file: str | None = None,
+                  prime_from_corpus: bool = False, window: float | None = None):
+    """What the songs continue, (n, samples) at the family's rate: the start of prime_file,
+    or windows of the run's corpus; None for families that generate from noise."""
+    family = run.family
+    if window is not None and window <= 0:
+        raise RequestError("window", f"must be positive, got {window}")
+    if not isinstance(family, ContinuesAudio):
+        if prime_file or prime_from_corpus:
+            raise RequestError("prime", f"is not taken by {family.name}, which generates "
+                                        "from noise")
+        return None
+    length = int(round(window * family.rate)) if window else family.prime_length()
+    if not prime_file:
+        return corpus_prime(run.data, family, n, length, seed)
+    try:
+        source = audio.load(prime_file, family.rate)
+    except audio.AudioError as exc:
+        raise RequestError("prime", f"{prime_file} cannot be read: {exc}") from exc
+    if source.size < length:
+        raise RequestError("window", f"of {length / family.rate:.2f} s is longer than the "
+                                     f"priming file {prime_file} "
+                                     f"({source.size / family.rate:.2f} s): use a shorter one")
+    return np.stack([source[:length]] * n)
+
+
+def generate_clips(run: Run | Path, request: GenerationRequest, *,
                    prime_file: str | None = None, prime_from_corpus: bool = False,
-                   window: float | None = None, temperature: float | None = None, seed: int = 0,
-                   checkpoint: str = "best", bpm: float | None = None,
+                   window: float | None = None, checkpoint: str = "best",
                    match_loudness: str | float | None = None, progress: bool = True):
-    """n clips of `seconds` each as an array (n, samples), with the family and a dict saying
-    how they were made (checkpoint, priming, wall seconds of the generation loop).
+    """The request's clips as an array (n, samples), with the family and a dict saying how
+    they were made (checkpoint, priming, wall seconds of the generation loop, and what the
+    family records per clip, such as each one's tempo).
 
     match_loudness: None (the model's own level), "corpus" (the median loudness of the
     run's training audio) or a target in LUFS: see mastering.py."""
-    run = Path(run)
-    check_request(n, seconds, temperature)
-    if bpm is not None and not MIN_BPM <= bpm <= MAX_BPM:
-        raise RunError(f"--bpm must be between {MIN_BPM:g} and {MAX_BPM:g}, got {bpm:g}")
-    run_config = load_run_config(run)
-    family = make_family(run_config)
-    if bpm is not None and not family.uses_beats:
-        raise RunError(f"--bpm needs a model that keeps a beat clock (lstm-gan with beat_clock: "
-                       f"true); this {family.name} run has none: leave out --bpm")
-    path = run / (BEST if checkpoint == "best" and (run / BEST).exists() else MODEL)
-    key = (path.resolve(), path.stat().st_mtime_ns) if path.is_file() else None
-    model = _loaded.get(key) or load_model(path, family)
-    _loaded.clear(), _loaded.update({key: model})
-    samples = int(round(seconds * family.rate))
-    if temperature is None:
-        temperature = family.default_temperature
-
-    prime = None
-    prime_len = int(round(window * family.rate)) if window else family.prime_length()
-    if window is not None and window <= 0:
-        raise RunError(f"--window must be positive, got {window}")
-    if (prime_file or prime_from_corpus) and not family.takes_prime:
-        raise RunError(f"{family.name} generates from noise and takes no prime; "
-                       "leave out --prime and --prime-from-corpus")
-    if prime_file:
-        try:
-            source = audio.load(prime_file, family.rate)
-        except audio.AudioError as exc:
-            raise RunError(f"cannot read the priming file {prime_file}: {exc}") from exc
-        if source.size < prime_len:
-            raise RunError(f"the window of {prime_len / family.rate:.2f} s is longer than the "
-                           f"priming file {prime_file} ({source.size / family.rate:.2f} s): "
-                           "use a shorter --window")
-        prime = np.stack([source[:prime_len]] * n)
-    elif prime_from_corpus or family.takes_prime:
-        prime = corpus_prime(run_config["data"], family, n, prime_len, seed)
-
+    run = _open(run)
+    family = _generating_family(run)
+    request = family.checked(request)
+    target = None if match_loudness is None else loudness_target(run, match_loudness)
+    model = run.model(checkpoint)
+    if request.prime is None:
+        request.prime = priming_audio(run, request.n, request.seed, prime_file,
+                                      prime_from_corpus, window)
+    samples = request.samples(family.rate)
     started = time.perf_counter()
     bar = tqdm(total=samples, unit="sample", unit_scale=True, desc="generate", file=sys.stderr,
-               disable=not progress or seconds < 5)
-    tempo = {"bpm": bpm} if family.uses_beats else {}
+               disable=not progress or request.seconds < 5)
     try:
-        clips = family.generate(model, n, samples, prime, temperature, seed,
-                                progress=lambda k: bar.update(min(k, bar.total - bar.n)), **tempo)
+        clips = family.generate(model, request,
+                                progress=lambda k: bar.update(min(k, bar.total - bar.n)))
     finally:
         bar.close()
-    made = {"run": str(run), "family": family.name, "checkpoint": path.name,
-            "epochs": read_state(run)["epochs_done"], "seconds": seconds,
-            "temperature": temperature, "seed": seed,
+    prime = request.prime
+    made = {"run": str(run.path), "family": family.name,
+            "checkpoint": run.checkpoint(checkpoint).name,
+            "epochs": run.state["epochs_done"], "seconds": request.seconds,
+            "temperature": request.temperature, "seed": request.seed,
             "prime": prime_file or ("corpus" if prime is not None else None),
-            "window": prime_len / family.rate if prime is not None else None,
+            "window": prime.shape[1] / family.rate if prime is not None else None,
             "generation_seconds": round(time.perf_counter() - started, 3),
             # every weight of the model (for a GAN: generator and discriminator)
-            "parameters": int(model.count_params())}
-    if match_loudness is not None:
-        made["loudness_target"] = round(loudness_target(run, run_config, match_loudness), 2)
-        clips = np.stack([mastering.match_loudness(c, family.rate, made["loudness_target"])
-                          for c in clips])
-    if family.uses_beats:
-        made["bpm"] = [round(float(b), 2) for b in family.tempos(model, n, seed, bpm)]
+            "parameters": int(model.count_params()), **request.controls}
+    if target is not None:
+        made["loudness_target"] = round(target, 2)
+        clips = np.stack([mastering.match_loudness(c, family.rate, target) for c in clips])
+    made.update(family.describe(model, request))
     return np.asarray(clips), family, made
 
 
-def loudness_target(run: Path, run_config: dict, match_loudness: str | float) -> float:
-    """The LUFS that --match-loudness asks for: a number, or the run's corpus's."""
+def loudness_target(run: Run, match_loudness: str | float) -> float:
+    """The LUFS that match_loudness asks for: a number, or the run's corpus's ("corpus")."""
     if match_loudness != "corpus":
         try:
             target = float(match_loudness)
         except ValueError:
-            raise RunError(f"--match-loudness takes a loudness in LUFS (e.g. -12) or nothing "
-                           f"for the corpus's, got {match_loudness!r}") from None
+            raise RequestError("match_loudness", f"takes a loudness in LUFS (e.g. -12), or "
+                                                 f"nothing for the corpus's; got "
+                                                 f"{match_loudness!r}") from None
         if not -70 < target < 0:
-            raise RunError(f"--match-loudness must be between -70 and 0 LUFS, got {target:g}")
+            raise RequestError("match_loudness", f"must be between -70 and 0 LUFS, got "
+                                                 f"{target:g}")
         return target
-    if not Path(run_config["data"]).is_dir():
-        raise RunError(f"--match-loudness needs the run's corpus to measure, and "
-                       f"{run_config['data']} is gone: give a target, e.g. --match-loudness -12")
-    return mastering.corpus_loudness(run, run_config["data"])
+    if not Path(run.data).is_dir():
+        raise RequestError("match_loudness", f"needs the run's corpus to measure, and "
+                                             f"{run.data} is gone: give a target in LUFS, "
+                                             "e.g. -12")
+    return mastering.corpus_loudness(run.path, run.data)
 
 
-def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
+def generate(run: Run | Path, out: Path, request: GenerationRequest, *,
              prime_file: str | None = None, prime_from_corpus: bool = False,
-             window: float | None = None, temperature: float | None = None, seed: int = 0,
-             checkpoint: str = "best", rate: int | None = None, bpm: float | None = None,
+             window: float | None = None, checkpoint: str = "best", rate: int | None = None,
              match_loudness: str | float | None = None, progress: bool = True) -> list[Path]:
-    """Write n wavs of `seconds` each into `out` and list them in `out/index.html`;
+    """Write the request's songs as wavs into `out` and list them in `out/index.html`;
     returns their paths.
 
     Songs are generated in groups (GROUP_SAMPLES), each group written and listed before the
     next, so memory stays bounded. A group's wavs are staged under hidden names, listed, then
     renamed into place: a killed run leaves no wav that index.json does not describe, and the
-    next run finishes the renames of a listed group (or discards an unlisted one). A new batch never overwrites earlier files: its names get a batch number
-    where the plain names are taken. Group k > 0 uses a seed derived from (seed, k)."""
-    run, out = Path(run), Path(out)
-    check_request(n, seconds, temperature)
-    family = make_family(load_run_config(run))
-    writable_folder(out, "--out")
+    next run finishes the renames of a listed group (or discards an unlisted one). A new
+    batch never overwrites earlier files: its names get a batch number where the plain names
+    are taken. Group k > 0 uses a seed derived from (seed, k)."""
+    run, out = _open(run), Path(out)
+    family = _generating_family(run)
+    request = family.checked(request)
+    if match_loudness is not None:
+        loudness_target(run, match_loudness)  # a bad target is refused before any work
+    writable_folder(out, "output folder")
     _finish_staged(out)
-    stem = _free_stem(out, f"{run.name}_{family.name}_seed{seed}", n)
+    n, seconds, seed = request.n, request.seconds, request.seed
+    stem = _free_stem(out, f"{run.path.name}_{family.name}_seed{seed}", n)
     group = max(1, min(n, GROUP_SAMPLES // max(1, int(seconds * family.rate))))
     paths = []
     from .report import update_listing
@@ -154,10 +158,9 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
         count = min(group, n - first)
         group_seed = seed if first == 0 else (seed * 1_000_003 + first) % 2**31
         clips, family, made = generate_clips(
-            run, n=count, seconds=seconds, prime_file=prime_file,
-            prime_from_corpus=prime_from_corpus, window=window, temperature=temperature,
-            seed=group_seed, checkpoint=checkpoint, bpm=bpm, match_loudness=match_loudness,
-            progress=progress)
+            run, dataclasses.replace(request, n=count, seed=group_seed), prime_file=prime_file,
+            prime_from_corpus=prime_from_corpus, window=window, checkpoint=checkpoint,
+            match_loudness=match_loudness, progress=progress)
         out_rate = rate or family.rate
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         entries, staged = [], {}
@@ -168,16 +171,16 @@ def generate(run: Path, out: Path, *, n: int = 3, seconds: float = 10.0,
             staged[path.name] = _staged(path)
             audio.write_wav(staged[path.name], clip, out_rate)
             paths.append(path)
-            entry = {"file": path.name, "created": created, "rate": out_rate, **made,
+            # what the family records per clip (a list of n values) goes to each clip's entry
+            entry = {"file": path.name, "created": created, "rate": out_rate,
+                     **{k: v[i] if isinstance(v, list) else v for k, v in made.items()},
                      "seed": seed, "group_seed": group_seed}
-            if "bpm" in made:
-                entry["bpm"] = made["bpm"][i]
             entries.append(entry)
         update_listing(out, entries, sources=staged)
         for name, source in staged.items():
             os.replace(source, out / name)
         if n > group and progress:
-            print(f"{first + count} of {n} songs written", file=sys.stderr)
+            log.info(f"{first + count} of {n} songs written")
     return paths
 
 
@@ -213,3 +216,17 @@ def _free_stem(out: Path, stem: str, n: int) -> str:
         batch += 1
         candidate = f"{stem}-{batch}"
     return candidate
+
+
+def corpus_prime(data: str, family, n: int, length: int, seed: int) -> np.ndarray:
+    """n priming windows of `length` samples from the corpus's test split (train if none)."""
+    for split in ("test", "train"):
+        try:
+            source = WindowSource(data, split, length)
+        except CorpusError:
+            continue
+        windows = source.random_windows(seed)
+        return np.stack([next(windows) for _ in range(n)])
+    raise RequestError("window", f"of {length} samples is longer than every file of the "
+                                 f"corpus {data}, to prime with: prime with a file, or use a "
+                                 "shorter window")

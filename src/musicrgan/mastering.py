@@ -62,7 +62,7 @@ def match_loudness(x: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
 def corpus_loudness(run: Path, data: str | Path, seconds: float = 4.0, clips: int = 32) -> float:
     """The median integrated loudness of the run's training audio (clips of `seconds`),
     measured once and kept in RUN/corpus_loudness.json."""
-    from .evaluate import corpus_clips
+    from .data import corpus_clips
     cache = Path(run) / CORPUS_LOUDNESS
     try:
         cached = json.loads(cache.read_text())

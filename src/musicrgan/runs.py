@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import sys
@@ -27,14 +28,14 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from . import audio, import_tensorflow
 from .audio import atomic_write_text
-from .data import CorpusError, WindowSource, corpus_rate, window_dataset
+from .data import CorpusError, corpus_rate, window_dataset
 from .locks import FolderBusy, folder_lock
 
+log = logging.getLogger("musicrgan")
 CONFIG, MODEL, BEST, STATE, HISTORY = "config.yaml", "model.keras", "best.keras", "state.json", "history.csv"
 
 
@@ -42,8 +43,20 @@ class RunError(Exception):
     """A run folder that cannot be used as asked; the message says what to do."""
 
 
+class DamagedState(RunError):
+    """state.json cannot be read; it can be rebuilt from history.csv (`repair`)."""
+
+
+class DamagedCheckpoint(RunError):
+    """model.keras cannot be loaded while best.keras can be gone on from."""
+
+
 class TrainingStopped(Exception):
     """Training ended for a reason the user must hear (NaN loss); exit status 1."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says which epoch the run keeps."""
 
 
 def writable_folder(path: Path, what: str = "folder") -> Path:
@@ -102,8 +115,7 @@ def read_state(run: Path) -> dict:
     except (ValueError, OSError) as exc:
         state = exc
     if not _valid_state(state):
-        raise RunError(f"{path} is damaged (it says which epochs are done): `musicrgan train "
-                       f"continue {run} --repair` rebuilds it from history.csv")
+        raise DamagedState(f"{path} is damaged (it says which epochs are done)")
     return state
 
 
@@ -292,59 +304,115 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                 self.model.stop_training = True
 
         def write_sample(self, number):
-            samples = int(family.config.sample_seconds * family.rate)
-            clip = family.generate(self.model, 1, samples, None, family.default_temperature,
-                                   seed=number)
+            from .models.base import GenerationRequest
+            request = family.checked(GenerationRequest(
+                n=1, seconds=family.config.sample_seconds, seed=number))
+            clip = family.generate(self.model, request)
             audio.write_wav(run / "samples" / f"epoch_{number:04d}.wav", clip[0], family.rate)
 
     return RunCallback()
 
 
-def train(run: Path, epochs: int, *, family_name: str | None = None, data: str | None = None,
-          config_overrides: dict | None = None, new: bool = False, verbose: int | None = None,
-          budget_seconds: float | None = None, start_from: str = "last",
-          repair: bool = False) -> dict:
-    """`train new` (new=True, with family_name and data) or `train continue`. Returns state.
+class Run:
+    """A run folder, opened once: its family, config, corpus, state and history, and its
+    models (last and best), each loaded once and kept until its file changes. Every command
+    works through one; `Run.create` makes a new one, `train` trains it."""
 
-    With budget_seconds, training stops when the run's total training time (every
-    session's, validation included) reaches the budget: mid-epoch if need be, keeping room
-    for the epoch's validation. start_from="best" continues from best.keras (when
-    model.keras is damaged); repair=True rebuilds a damaged state.json from history.csv.
-    The run folder is locked while it trains: a second process gets RunError at once."""
-    run = Path(run)
-    if run.exists() and not run.is_dir():
-        raise RunError(f"run folder {run} is a file, not a folder: choose another path")
-    if new:
-        if (run / CONFIG).exists():
-            raise RunError(f"{run} already holds a run; use `musicrgan train continue {run}` "
-                           "or choose another folder")
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.config = load_run_config(self.path)
+        self.family = make_family(self.config)
+        self._models: dict = {}
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r}, family={self.family.name!r})"
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, family_name: str, data: str | os.PathLike,
+               config_overrides: dict | None = None) -> "Run":
+        """A new run folder with its frozen config.yaml: the family's config (defaults,
+        then the overrides), the corpus and its rate. The corpus is checked against the
+        family before the folder exists, so a refused one leaves nothing that blocks a
+        retry."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunError(f"run folder {path} is a file, not a folder: choose another path")
+        if (path / CONFIG).exists():
+            raise RunError(f"{path} already holds a run; continue it or choose another folder")
         from .models import get_family
         from .models.base import ConfigError
         try:
-            cls = get_family(family_name)
-            config = cls.Config.from_dict(config_overrides)
+            config = get_family(family_name).Config.from_dict(config_overrides)
         except KeyError as exc:
             raise RunError(exc.args[0]) from None
         except (ConfigError, TypeError) as exc:
             raise RunError(f"config: {exc}") from None
         run_config = {"family": family_name, "data": str(Path(data).resolve()),
                       "rate": corpus_rate(data), "config": config.to_dict()}
-        family = make_family(run_config)
-        # the corpus must feed this family before the run folder exists: a refused corpus
-        # leaves nothing behind that would block the retry
-        _datasets(family, run_config["data"], 0)
-        writable_folder(run, "run folder")
-    else:
-        load_run_config(run)  # a missing run folder is named as such before it is locked
-    try:
-        with folder_lock(run, "training"):
-            if new:
-                atomic_write_text(run / CONFIG, yaml.safe_dump(run_config, sort_keys=False))
-            return _train_locked(run, epochs, verbose, budget_seconds, start_from, repair)
-    except FolderBusy as exc:
-        raise RunError(str(exc)) from None
-    except OSError as exc:
-        raise RunError(f"cannot write to the run folder {run}: {exc.strerror}") from None
+        _datasets(make_family(run_config), run_config["data"], 0)
+        writable_folder(path, "run folder")
+        try:
+            with folder_lock(path, "creating"):
+                if (path / CONFIG).exists():
+                    raise RunError(f"{path} already holds a run")
+                atomic_write_text(path / CONFIG, yaml.safe_dump(run_config, sort_keys=False))
+        except FolderBusy as exc:
+            raise RunError(str(exc)) from None
+        return cls(path)
+
+    @property
+    def data(self) -> str:
+        return self.config["data"]
+
+    @property
+    def rate(self) -> int:
+        return self.family.rate
+
+    @property
+    def state(self) -> dict:
+        return read_state(self.path)
+
+    @property
+    def history(self) -> list[dict]:
+        return self.state["history"]
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """best.keras (falling back to model.keras before a best exists) or model.keras."""
+        if which not in ("best", "last"):
+            raise ValueError(f"checkpoint is best or last, not {which!r}")
+        best = self.path / BEST
+        return best if which == "best" and best.exists() else self.path / MODEL
+
+    def model(self, which: str = "best"):
+        """The checkpoint's model, loaded once and kept while its file is unchanged."""
+        path = self.checkpoint(which)
+        if not path.is_file():
+            raise RunError(f"{self.path} has no trained model yet ({path.name} is missing): "
+                           "train it first")
+        key = (path.name, path.stat().st_mtime_ns)
+        if key not in self._models:
+            self._models = {k: m for k, m in self._models.items() if k[0] != path.name}
+            self._models[key] = load_model(path, self.family)
+        return self._models[key]
+
+    def train(self, epochs: int, *, budget_seconds: float | None = None,
+              start_from: str = "last", repair: bool = False, verbose: int | None = None) -> dict:
+        """Train `epochs` more epochs (or until the budget: the run's total training time,
+        every session's, validation included, mid-epoch if need be). start_from="best"
+        goes on from best.keras (when model.keras is damaged); repair=True rebuilds a damaged
+        state.json from history.csv first. The folder is locked meanwhile: a second process
+        gets RunError at once. Returns the state."""
+        try:
+            with folder_lock(self.path, "training"):
+                state = _train_locked(self.path, epochs, verbose, budget_seconds, start_from,
+                                      repair)
+        except FolderBusy as exc:
+            raise RunError(str(exc)) from None
+        except OSError as exc:
+            raise RunError(f"cannot write to the run folder {self.path}: {exc.strerror}") \
+                from None
+        self._models.clear()
+        return state
 
 
 def _datasets(family, data: str, epochs_done: int):
@@ -392,8 +460,7 @@ def _train_locked(run: Path, epochs: int, verbose, budget_seconds, start_from: s
         except RunError as exc:
             if not (run / BEST).is_file():
                 raise
-            raise RunError(f"{exc}; `musicrgan train continue {run} --from best` goes on "
-                           f"from best.keras") from None
+            raise DamagedCheckpoint(str(exc)) from None
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
     callback = _make_callback(run, family, state, session, budget_seconds)
@@ -410,29 +477,14 @@ def _train_locked(run: Path, epochs: int, verbose, budget_seconds, start_from: s
                       callbacks=[*family.callbacks(data), callback, tensorboard],
                       verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {run} keeps epoch {state['epochs_done']} (the last complete one); "
-              f"`musicrgan train continue {run}` goes on from there", file=sys.stderr)
-        raise
+        raise TrainingInterrupted(f"{run} keeps epoch {state['epochs_done']} (the last "
+                                  "complete one); continuing the run goes on from there") \
+            from None
     if callback.nan_at:
         epoch, batch = callback.nan_at
         where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
         raise TrainingStopped(
             f"loss became NaN or infinite at {where}; {run / MODEL} keeps epoch "
             f"{state['epochs_done']}, the last good one. Lower learning_rate and continue")
-    if callback.stopped_early:
-        print(f"early stop: {family.monitor} has not improved for {c.patience} epochs")
     state["stopped_early"] = callback.stopped_early
     return state
-
-
-def corpus_prime(data: str, family, n: int, length: int, seed: int) -> np.ndarray:
-    """n priming windows of `length` samples from the corpus's test split (train if none)."""
-    for split in ("test", "train"):
-        try:
-            source = WindowSource(data, split, length)
-        except CorpusError:
-            continue
-        windows = source.random_windows(seed)
-        return np.stack([next(windows) for _ in range(n)])
-    raise RunError(f"no file in the corpus {data} is {length} samples long, to prime with; "
-                   "use --prime FILE or a shorter --window")

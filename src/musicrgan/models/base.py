@@ -1,10 +1,13 @@
-"""What every model family shares: its config, the family interface, and the compiled
-recurrent stepping loop that makes autoregressive generation fast."""
+"""What every model family shares: its config, the family interface, and the capabilities a
+family can have, as types: `Generates` (serves a GenerationRequest, declares its own
+controls), `ContinuesAudio` (generation continues priming audio), `Encodes` (audio to
+latents and back, hence reconstruction). Commands ask `isinstance(family, Encodes)`, never a
+flag; a family with several capabilities inherits several."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +80,64 @@ def _checked(key: str, value, annotation) -> object:
     return float(value) if kind == "float" else value
 
 
+class RequestError(ValueError):
+    """A generation request a family cannot serve. `field` is the request's field or the
+    family's control it is about (the command line names it as a flag); `reason` says what
+    is wrong and what would do."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field} {reason}")
+        self.field, self.reason = field, reason
+
+
+# what one request may ask: beyond these, memory or time would run away (issue 14)
+MAX_SONGS, MAX_SECONDS, MAX_TEMPERATURE = 1000, 600, 100
+
+
+@dataclass(frozen=True)
+class Control:
+    """A setting of generation that a family has and others lack (lstm-gan's tempo): the
+    command line and the server offer exactly the controls of the run's family."""
+    name: str
+    help: str
+    low: float
+    high: float
+    metavar: str = "X"
+
+    def check(self, value) -> float:
+        if not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            raise RequestError(self.name, f"must be between {self.low:g} and {self.high:g}, "
+                                          f"got {value!r}")
+        return float(value)
+
+
+@dataclass
+class GenerationRequest:
+    """What to generate. `prime` is audio at the family's rate, one row per song, that the
+    songs continue (families that `ContinuesAudio`); `controls` the family's own settings by
+    name; temperature None means the family's default."""
+    n: int = 3
+    seconds: float = 10.0
+    seed: int = 0
+    temperature: float | None = None
+    prime: np.ndarray | None = None
+    controls: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse, before any work, what cannot be done or would not end."""
+        if not 1 <= self.n <= MAX_SONGS:
+            raise RequestError("n", f"must be between 1 and {MAX_SONGS}, got {self.n}")
+        if not 0 < self.seconds <= MAX_SECONDS:
+            raise RequestError("seconds", f"must be above 0 and at most {MAX_SECONDS} (10 "
+                                          f"minutes) per song, got {self.seconds:g}")
+        if self.temperature is not None and not 0 <= self.temperature <= MAX_TEMPERATURE:
+            raise RequestError("temperature", f"must be between 0 and {MAX_TEMPERATURE}, got "
+                                              f"{self.temperature:g}")
+
+    def samples(self, rate: int) -> int:
+        return int(round(self.seconds * rate))
+
+
 class Family:
     """A model family: config, model, training examples, generation.
 
@@ -86,11 +147,8 @@ class Family:
     name: str = ""
     Config: type = TrainConfig
     monitor: str = "val_loss"   # what best.keras and early stopping watch
-    takes_prime: bool = True
     # True: training windows come with their beat grid, and `examples` takes (windows, beats)
     uses_beats: bool = False
-    # what --temperature means differs by family; this is the value generate uses by default
-    default_temperature: float = 1.0
 
     def __init__(self, config: TrainConfig, rate: int):
         self.config, self.rate = config, int(rate)
@@ -115,78 +173,68 @@ class Family:
         logs): a family can put a validation measure of its own there."""
         return []
 
-    def generate(self, model: keras.Model, n: int, samples: int, prime: np.ndarray | None,
-                 temperature: float, seed: int, progress=None) -> np.ndarray:
-        """(n, samples) float32 audio in [-1, 1]."""
+
+
+class Generates(Family):
+    """A family that makes new audio from a GenerationRequest."""
+    # what temperature means differs by family; the value a request without one gets
+    default_temperature: float = 1.0
+
+    def controls(self) -> tuple[Control, ...]:
+        """The family's own generation settings (beyond n, seconds, seed, temperature)."""
+        return ()
+
+    def generate(self, model: keras.Model, request: GenerationRequest,
+                 progress=None) -> np.ndarray:
+        """(request.n, request.samples(rate)) float32 audio in [-1, 1], for a request that
+        `checked` has passed. progress(k) is called as k more samples are done."""
         raise NotImplementedError
 
+    def describe(self, model: keras.Model, request: GenerationRequest) -> dict:
+        """Per-song values worth recording beside each song (lstm-gan: each one's tempo),
+        as {name: list of n values}."""
+        return {}
+
+    def checked(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with the family's defaults filled in, or RequestError for a field or
+        control this family cannot serve."""
+        request.check()
+        controls = {c.name: c for c in self.controls()}
+        values = {}
+        for name, value in request.controls.items():
+            if value is None:
+                continue
+            if name not in controls:
+                has = ", ".join(controls) or "none"
+                raise RequestError(name, f"is not a control of {self.name} runs (theirs: {has})")
+            values[name] = controls[name].check(value)
+        if request.prime is not None and not isinstance(self, ContinuesAudio):
+            raise RequestError("prime", f"is not taken by {self.name}, which generates from "
+                                        "noise")
+        temperature = self.default_temperature if request.temperature is None \
+            else request.temperature
+        return dataclasses.replace(request, temperature=float(temperature), controls=values)
+
+
+class ContinuesAudio(Generates):
+    """Generation continues priming audio: a file's, or the corpus's when none is given."""
+
     def prime_length(self) -> int:
-        """Samples of priming audio used when the user gives no --window."""
+        """Samples of priming audio used when the request names no length."""
         return self.window()
 
 
-def lstm_layers(model: keras.Model) -> list:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+class Encodes(Family):
+    """Audio to latents and back: what reconstruction, a latent cache for a second stage,
+    and interpolation stand on."""
 
+    def encode(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
+        """(batch, samples) audio at the family's rate → (batch, steps, channels) latents."""
+        raise NotImplementedError
 
-class RecurrentStepper:
-    """Runs stacked LSTM cells one step at a time inside one compiled `tf.while_loop`.
+    def decode(self, model: keras.Model, latents: np.ndarray) -> np.ndarray:
+        """Latents as `encode` gives them → (batch, samples) audio."""
+        raise NotImplementedError
 
-    `embed(x)` maps a step's input to the first cell's input, `head(h)` maps the last
-    cell's output to a prediction, and `feedback(prediction, step_seed)` turns the
-    prediction into (next input, emitted value). `prime` reads given inputs (teacher
-    forcing) to set the state; `run` then feeds each output back as the next input. State
-    is carried between calls, so long outputs go chunk by chunk (and a progress bar can
-    move between chunks).
-    """
-
-    def __init__(self, cells, embed, head, feedback, jit_compile: bool = True):
-        self.cells, self.embed, self.head, self.feedback = cells, embed, head, feedback
-        self._prime = tf.function(self._prime_loop, reduce_retracing=True)
-        # XLA fuses the small per-step ops; the loop's length is a trace-time constant.
-        self._free = tf.function(self._free_loop, jit_compile=jit_compile)
-
-    def initial_state(self, batch: int):
-        return [[tf.zeros((batch, c.units)), tf.zeros((batch, c.units))] for c in self.cells]
-
-    def _step(self, x, states):
-        h = self.embed(x)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(list(state))
-        return self.head(h), new_states
-
-    def _prime_loop(self, prime, states, seed):
-        def body(i, states, _):
-            prediction, states = self._step(prime[:, i], states)
-            return i + 1, states, prediction
-
-        first, _ = self._step(prime[:, 0], states)  # shapes for the loop's carried prediction
-        _, states, prediction = tf.while_loop(
-            lambda i, *_: i < tf.shape(prime)[1], body, (0, states, tf.zeros_like(first)))
-        x, value = self.feedback(prediction, tf.stack([seed, -1]))
-        return value, x, states
-
-    def _free_loop(self, x0, states, seed, steps):
-        out = tf.TensorArray(tf.float32, size=steps)
-
-        def body(i, x, states, out):
-            prediction, states = self._step(x, states)
-            x, value = self.feedback(prediction, tf.stack([seed, i]))
-            return i + 1, x, states, out.write(i, value)
-
-        _, x, states, out = tf.while_loop(lambda i, *_: i < steps, body, (0, x0, states, out),
-                                          maximum_iterations=steps)
-        values = out.stack()  # (steps, batch, ...)
-        perm = [1, 0] + list(range(2, len(values.shape)))
-        return tf.transpose(values, perm), x, states
-
-    def prime(self, prime, states, seed: int):
-        """Read `prime` (batch, steps, ...); returns (first new value, next input, states)."""
-        return self._prime(tf.convert_to_tensor(prime), states, tf.constant(seed, tf.int32))
-
-    def run(self, x0, states, steps: int, seed: int):
-        """Returns (values (batch, steps, ...), next input, states)."""
-        return self._free(tf.convert_to_tensor(x0), states, tf.constant(seed, tf.int32),
-                          int(steps))
+    def reconstruct(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
+        return self.decode(model, self.encode(model, audio))[:, :audio.shape[1]]

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..features import analysis_window, fft_features, frame, inverse_fft_features, overlap_add
+from ..modules.features import analysis_window, fft_features, frame, inverse_fft_features, overlap_add
 from . import register
-from .base import ConfigError, Family, RecurrentStepper, TrainConfig, lstm_layers, tf
+from ..modules.stepper import RecurrentStepper, lstm_layers
+from .base import ConfigError, ContinuesAudio, TrainConfig, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -39,7 +40,7 @@ class FFTLSTMConfig(TrainConfig):
 
 
 @register
-class FFTLSTM(Family):
+class FFTLSTM(ContinuesAudio):
     name = "fft-lstm"
     Config = FFTLSTMConfig
 
@@ -111,8 +112,10 @@ class FFTLSTM(Family):
         return RecurrentStepper([layer.cell for layer in lstm_layers(model)], embed=embed,
                                 head=head_layer, feedback=feedback, jit_compile=False)
 
-    def generate(self, model, n, samples, prime, temperature, seed, progress=None):
-        stepper = self.stepper(model, float(temperature))
+    def generate(self, model, request, progress=None):
+        n, samples, prime, seed = (request.n, request.samples(self.rate), request.prime,
+                                   request.seed)
+        stepper = self.stepper(model, request.temperature)
         block = self.config.block
         if prime is None or prime.shape[1] < block:
             prime = np.zeros((n, block), np.float32)

@@ -29,9 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..features import frame, remove_drift
+from ..modules.beat_clock import CLOCK_FEATURES, beat_clock
+from ..modules.features import remove_drift
+from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics, \
+    band_statistics_distance
+from ..validation import FrechetValidation
 from . import register
-from .base import ConfigError, Family, TrainConfig, tf
+from ..beats import MAX_BPM, MIN_BPM
+from .base import ConfigError, Control, Generates, TrainConfig, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -86,64 +91,6 @@ class LSTMGANConfig(TrainConfig):
             raise ConfigError(f"upsampler must be dense or conv, got {self.upsampler!r}")
         if self.upsampler == "conv" and (self.frame % 64 or self.frame < 64):
             raise ConfigError("upsampler conv needs frame to be a multiple of 64")
-
-
-@keras.saving.register_keras_serializable(package="musicrgan")
-class LogSpectrum(keras.layers.Layer):
-    """(batch, samples) → (batch, frames, frame // 2 + 1) log magnitudes of Hann-windowed
-    frames at 50 % hop."""
-
-    def __init__(self, frame_length: int, **kwargs):
-        super().__init__(**kwargs)
-        self.frame_length = frame_length
-
-    def call(self, audio):
-        frames = frame(audio, self.frame_length, self.frame_length // 2)
-        frames = frames * np.hanning(self.frame_length).astype("float32")
-        real, imag = ops.rfft(frames)
-        return ops.log(ops.sqrt(real * real + imag * imag + 1e-10) + 1e-3)
-
-    def get_config(self):
-        return {**super().get_config(), "frame_length": self.frame_length}
-
-
-CLOCK_FEATURES = 6
-
-
-def beat_clock(beats, steps, hop, centre, rate):
-    """(batch, 2) [tempo in BPM, beat position at the window's first sample] → (batch,
-    steps, 6): sin and cos of the phase of the bar (4 beats), the beat and the 16th note at
-    sample `centre + i * hop` of the window, for i < steps."""
-    times = (ops.cast(ops.arange(steps), "float32") * hop + centre) / rate
-    position = beats[:, 1:2] + times[None, :] * beats[:, 0:1] / 60.0
-    angles = 2.0 * np.pi * ops.stack([position / 4.0, position, position * 4.0], axis=-1)
-    return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
-
-
-def band_statistics_distance(real, fake):
-    return sum(ops.mean(ops.abs(r - f)) for r, f in zip(real, fake)) / 2
-
-
-class ValidationDistance(keras.metrics.Metric):
-    """The feature-matching distance over a whole validation pass: band statistics are
-    summed over every batch and compared once, so the split's files all count alike (per
-    batch, a last batch of one file swung the validation loss from epoch to epoch)."""
-
-    def __init__(self, bands, name="validation_distance", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.sums = [self.add_variable(shape=(2, n), initializer="zeros", name=f"sums_{i}")
-                     for i, n in enumerate(bands)]
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
-
-    def update_state(self, real, fake):
-        for sums, r, f in zip(self.sums, real, fake):
-            sums.assign_add(ops.stack([ops.sum(r, axis=0), ops.sum(f, axis=0)]))
-        self.count.assign_add(ops.cast(ops.shape(real[0])[0], "float32"))
-
-    def result(self):
-        count = ops.maximum(self.count, 1.0)
-        return band_statistics_distance([s[0] / count for s in self.sums],
-                                        [s[1] / count for s in self.sums])
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
@@ -235,16 +182,8 @@ class LSTMGAN(keras.Model):
         return self.discriminator(spectra, training=training)
 
     def _band_statistics(self, audio):
-        """Per window, at two resolutions: each band's mean over time of the log spectrum
-        (the average spectrum), its standard deviation over time (how much the band moves:
-        hits and gaps against a steady hum) and the log of its mean power (loudness: a
-        noisier sound with the same mean log spectrum is quieter); six (batch, bands)."""
-        statistics = []
-        for spectrum in (self.spectrum, self.fine_spectrum):
-            s = spectrum(audio)
-            statistics += [ops.mean(s, axis=1), ops.std(s, axis=1),
-                           0.5 * ops.log(ops.mean(ops.exp(2.0 * s), axis=1))]
-        return statistics
+        """Band statistics (modules/spectral.py) at the two resolutions: six (batch, bands)."""
+        return band_statistics(audio, (self.spectrum, self.fine_spectrum))
 
     def _spectral_distance(self, real, fake):
         """The feature-matching distance: how far the batch's average band statistics are."""
@@ -327,51 +266,10 @@ class LSTMGAN(keras.Model):
         return cls(generator, discriminator, **config)
 
 
-class FrechetValidation(keras.callbacks.Callback):
-    """Adds `val_frechet` to each epoch's logs: the Fréchet distance (musicrgan evaluate's
-    headline measure) between clips from the averaged generator (fixed noise) and clips of
-    the corpus's test split. The feature-matching distance (val_loss) is no guide to which
-    epoch sounds best: in three 3-minute runs the epoch it picked scored Fréchet 194, 244 and
-    271, the last epoch 173, 216 and 154; the same model scores within ±5 % across seeds."""
-
-    CLIPS, SECONDS = 8, 4.0
-
-    def __init__(self, family, data):
-        super().__init__()
-        self.family, self.data, self.reference = family, data, None
-
-    def on_train_begin(self, logs=None):
-        from .. import metrics
-        from ..data import CorpusError
-        from ..evaluate import corpus_clips
-        # 4 s clips (generation runs past the 1 s training windows), or window-long ones
-        # where the test files are shorter
-        for seconds in (self.SECONDS, self.family.window() / self.family.rate):
-            try:
-                clips = corpus_clips(self.data, "test", seconds, self.CLIPS)
-                break
-            except CorpusError:
-                continue
-        self.seconds = seconds
-        self.reference = np.concatenate([metrics.log_mel(c) for c in clips])
-
-    def on_epoch_end(self, epoch, logs=None):
-        from .. import audio, metrics
-        family = self.family
-        clips = family.generate(self.model, self.CLIPS, int(self.seconds * family.rate), None,
-                                family.default_temperature, seed=0)
-        if family.rate != metrics.METRIC_RATE:
-            clips = [audio.resample(c, family.rate, metrics.METRIC_RATE) for c in clips]
-        frames = np.concatenate([metrics.log_mel(c) for c in clips])
-        if logs is not None and np.isfinite(frames).all():
-            logs["val_frechet"] = metrics.frechet_distance(frames, self.reference)
-
-
 @register
-class LSTMGANFamily(Family):
+class LSTMGANFamily(Generates):
     name = "lstm-gan"
     Config = LSTMGANConfig
-    takes_prime = False
     # the noise's scale (BigGAN's truncation trick, as a scale): on the built-in corpus,
     # Fréchet distance by temperature 1.0 → 153, 0.75 → 142, 0.5 → 134, 0.25 → 123, ~0 → 117,
     # but below 0.5 the pulse turns mechanical (tempo strength 0.59-0.70 against the
@@ -442,6 +340,18 @@ class LSTMGANFamily(Family):
         model.compile(generator_optimizer=keras.optimizers.Adam(c.learning_rate, 0.5, 0.9),
                       critic_optimizer=keras.optimizers.Adam(c.critic_learning_rate, 0.5, 0.9))
 
+    def controls(self):
+        if not self.config.beat_clock:
+            return ()
+        return (Control("bpm", "tempo of every song; default: drawn per song from the "
+                               "training corpus's tempos", MIN_BPM, MAX_BPM, "BPM"),)
+
+    def describe(self, model, request):
+        if not self.config.beat_clock:
+            return {}
+        tempos = self.tempos(model, request.n, request.seed, request.controls.get("bpm"))
+        return {"bpm": [round(float(b), 2) for b in tempos]}
+
     def tempos(self, model, n, seed, bpm=None):
         """Tempo of each of n clips: `bpm`, or drawn from the training windows' range."""
         if bpm:
@@ -451,9 +361,11 @@ class LSTMGANFamily(Family):
             low = high = 120.0
         return np.random.default_rng(seed).uniform(low, high, n).astype(np.float32)
 
-    def generate(self, model, n, samples, prime, temperature, seed, progress=None, bpm=None):
+    def generate(self, model, request, progress=None):
+        n, samples, seed = request.n, request.samples(self.rate), request.seed
+        bpm = request.controls.get("bpm")
         steps = int(np.ceil(samples / self.config.frame))
-        scale = temperature if temperature > 0 else 1.0
+        scale = request.temperature if request.temperature > 0 else 1.0
         noise = scale * tf.random.stateless_normal((n, steps, self.config.noise_dim), [seed, 0])
         beats = None
         if self.config.beat_clock:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..features import mu_law_decode, mu_law_encode
+from ..modules.features import mu_law_decode, mu_law_encode
 from . import register
-from .base import ConfigError, Family, RecurrentStepper, TrainConfig, lstm_layers, tf
+from ..modules.stepper import RecurrentStepper, lstm_layers
+from .base import ConfigError, ContinuesAudio, TrainConfig, tf
 
 import keras  # noqa: E402  (after base: TensorFlow is imported quietly there)
 from keras import ops  # noqa: E402
@@ -38,7 +39,7 @@ class SampleLSTMConfig(TrainConfig):
 
 
 @register
-class SampleLSTM(Family):
+class SampleLSTM(ContinuesAudio):
     name = "sample-lstm"
     Config = SampleLSTMConfig
 
@@ -100,8 +101,10 @@ class SampleLSTM(Family):
         return RecurrentStepper([layer.cell for layer in lstm_layers(model)],
                                 embed=lambda x: x, head=head, feedback=feedback, jit_compile=True)
 
-    def generate(self, model, n, samples, prime, temperature, seed, progress=None):
-        stepper = self.stepper(model, temperature)
+    def generate(self, model, request, progress=None):
+        n, samples, prime, seed = (request.n, request.samples(self.rate), request.prime,
+                                   request.seed)
+        stepper = self.stepper(model, request.temperature)
         if prime is None or prime.shape[1] == 0:
             prime = np.zeros((n, 1), np.float32)
         prime = np.asarray(self._quantize(prime.astype(np.float32)))[..., None]

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import import_tensorflow
+from .. import import_tensorflow
 
 tf = import_tensorflow()
 from keras import ops  # noqa: E402

@@ -1,0 +1,72 @@
+"""Log spectra and the band statistics that compare two sounds' spectra: what lstm-gan's
+feature matching and validation use (and what a spectral loss or discriminator builds on)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import import_tensorflow
+from .features import frame
+
+import_tensorflow()
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class LogSpectrum(keras.layers.Layer):
+    """(batch, samples) → (batch, frames, frame // 2 + 1) log magnitudes of Hann-windowed
+    frames at 50 % hop."""
+
+    def __init__(self, frame_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.frame_length = frame_length
+
+    def call(self, audio):
+        frames = frame(audio, self.frame_length, self.frame_length // 2)
+        frames = frames * np.hanning(self.frame_length).astype("float32")
+        real, imag = ops.rfft(frames)
+        return ops.log(ops.sqrt(real * real + imag * imag + 1e-10) + 1e-3)
+
+    def get_config(self):
+        return {**super().get_config(), "frame_length": self.frame_length}
+
+
+def band_statistics(audio, spectra) -> list:
+    """Per window, for each LogSpectrum in `spectra`: each band's mean over time of the log
+    spectrum (the average spectrum), its standard deviation over time (how much the band
+    moves: hits and gaps against a steady hum) and the log of its mean power (loudness: a
+    noisier sound with the same mean log spectrum is quieter); 3 x len(spectra) arrays of
+    (batch, bands)."""
+    statistics = []
+    for spectrum in spectra:
+        s = spectrum(audio)
+        statistics += [ops.mean(s, axis=1), ops.std(s, axis=1),
+                       0.5 * ops.log(ops.mean(ops.exp(2.0 * s), axis=1))]
+    return statistics
+
+
+def band_statistics_distance(real, fake):
+    return sum(ops.mean(ops.abs(r - f)) for r, f in zip(real, fake)) / 2
+
+
+class ValidationDistance(keras.metrics.Metric):
+    """The feature-matching distance over a whole validation pass: band statistics are
+    summed over every batch and compared once, so the split's files all count alike (per
+    batch, a last batch of one file swung the validation loss from epoch to epoch)."""
+
+    def __init__(self, bands, name="validation_distance", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.sums = [self.add_variable(shape=(2, n), initializer="zeros", name=f"sums_{i}")
+                     for i, n in enumerate(bands)]
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, real, fake):
+        for sums, r, f in zip(self.sums, real, fake):
+            sums.assign_add(ops.stack([ops.sum(r, axis=0), ops.sum(f, axis=0)]))
+        self.count.assign_add(ops.cast(ops.shape(real[0])[0], "float32"))
+
+    def result(self):
+        count = ops.maximum(self.count, 1.0)
+        return band_statistics_distance([s[0] / count for s in self.sums],
+                                        [s[1] / count for s in self.sums])
