@@ -53,6 +53,14 @@ BENCHES = [
      "hidden 256, no overlap as in the original): the streaming pipeline against the "
      "original generator (whole file read and every block's FFT recomputed per example, "
      "Python copy loops), same model, same fit call."),
+    ("two_stage", "bench_two_stage.py",
+     "Compress-then-generate speed at the default configs, 16 kHz, 10 s of audio, untrained "
+     "weights (speed does not depend on them): vqvae encoding and decoding at batch 1 (x "
+     "real time), and code-prior sampling plus vqvae decoding per stream with 1 and 4 "
+     "streams in a batch. Baseline, same process and model: a sampler without the key/value "
+     "cache, which runs the whole prefix through the model for every new code. Targets "
+     "(issue 10): decoding at least 30x real time, sampling plus decoding at least 5x per "
+     "stream, encoding for the latent cache at least 100x."),
 ]
 
 

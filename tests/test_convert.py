@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from conftest import ROOT, chord, encode, run_cli, write_wav, assert_one_line_error
+from conftest import ROOT, assert_one_line_error, assert_refused, chord, cli, encode, run_cli, write_wav
 from musicrgan.corpus.convert import convert
 from musicrgan.corpus.manifest import read_jsonl
 
@@ -113,11 +113,12 @@ def test_explicit_test_inputs_and_exit_status_when_nothing_converts(tmp_path):
     assert "converted 0" in proc.stdout and "failed 1" in proc.stdout
 
 
-def test_usage_errors_are_one_line_with_status_2(tmp_path):
+def test_usage_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert_one_line_error(run_cli("convert", tmp_path / "missing", tmp_path / "out"), "not found")
-    assert_one_line_error(run_cli("convert", tmp_path), "required")
-    assert_one_line_error(run_cli("convert", tmp_path, tmp_path / "o", "--rate", "0"), "rate")
-    assert_one_line_error(run_cli("convert", tmp_path, tmp_path / "o", "--test-fraction", "2"), "fraction")
+    assert_refused(cli(capsys, "convert", tmp_path), "required")
+    assert_refused(cli(capsys, "convert", tmp_path, tmp_path / "o", "--rate", "0"), "rate")
+    assert_refused(cli(capsys, "convert", tmp_path, tmp_path / "o", "--test-fraction", "2"),
+                   "fraction")
     assert_one_line_error(run_cli("nonsense"), "invalid choice")
 
 

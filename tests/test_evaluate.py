@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli, tiny_config as tiny
+from conftest import assert_one_line_error, assert_refused, cli, run_cli, tiny_config as tiny
 from musicrgan.audio import load
 from musicrgan.metrics import DESCRIPTORS, grid_alignment
 
@@ -80,12 +80,12 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
             [grid_alignment(c, offset * a) for c, a in zip(clips, t["asked"])]), abs=0.02)
 
 
-def test_evaluate_bad_arguments(trained_run, techno, tmp_path):
-    assert_one_line_error(run_cli("evaluate", tmp_path / "missing"), "not found")
-    assert_one_line_error(run_cli("evaluate", trained_run, "--n", "1"), "--n")
-    assert_one_line_error(run_cli("evaluate", trained_run, "--seconds", "60"), "--seconds")
-    assert_one_line_error(run_cli("evaluate", trained_run, "--data", tmp_path / "nope"),
-                          "corpus not found")
+def test_evaluate_bad_arguments(trained_run, techno, tmp_path, capsys):
+    assert_one_line_error(run_cli("evaluate", tmp_path / "missing"), "not found")  # a process
+    assert_refused(cli(capsys, "evaluate", trained_run, "--n", "1"), "--n")
+    assert_refused(cli(capsys, "evaluate", trained_run, "--seconds", "60"), "--seconds")
+    assert_refused(cli(capsys, "evaluate", trained_run, "--data", tmp_path / "nope"),
+                   "corpus not found")
 
 
 def test_generate_writes_and_updates_the_folder_page(trained_run, tmp_path):
@@ -166,17 +166,16 @@ def test_compare_resumes_without_training_again(compared, techno):
     assert after == before
 
 
-def test_compare_bad_arguments(techno, tmp_path):
+def test_compare_bad_arguments(techno, tmp_path, capsys):
     base = ["compare", "--data", techno, "--budget-minutes", "1", "--out", tmp_path / "o"]
     assert_one_line_error(run_cli(*base, "--models", "fft-lstm,wavenet"), "unknown model family")
-    assert_one_line_error(run_cli(*base, "--models", ","), "--models")
-    assert_one_line_error(run_cli("compare", "--data", tmp_path / "none", "--models", "fft-lstm",
-                                  "--budget-minutes", "1", "--out", tmp_path / "o"),
-                          "corpus not found")
-    assert_one_line_error(run_cli(*base, "--models", "fft-lstm", "--config", "lstm-gan=x.yaml"),
-                          "not in --models")
-    assert_one_line_error(run_cli(*base[:-4], "--budget-minutes", "0", "--models", "fft-lstm",
-                                  "--out", tmp_path / "o"), "budget")
+    assert_refused(cli(capsys, *base, "--models", ","), "--models")
+    assert_refused(cli(capsys, "compare", "--data", tmp_path / "none", "--models", "fft-lstm",
+                       "--budget-minutes", "1", "--out", tmp_path / "o"), "corpus not found")
+    assert_refused(cli(capsys, *base, "--models", "fft-lstm", "--config", "lstm-gan=x.yaml"),
+                   "not in --models")
+    assert_refused(cli(capsys, *base[:-4], "--budget-minutes", "0", "--models", "fft-lstm",
+                       "--out", tmp_path / "o"), "budget")
 
 
 @pytest.mark.slow

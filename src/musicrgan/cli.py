@@ -146,19 +146,21 @@ def cmd_train(args) -> int:
     from .runs import Run, training_seconds
     epochs = args.epochs or (MAX_EPOCHS if args.minutes else 10)
     if args.action == "new":
-        if not args.model or not args.data:
-            raise UsageError("train new needs --model FAMILY and --data CORPUS")
+        if not args.model or not (args.data or args.upstream):
+            raise UsageError("train new needs --model FAMILY and --data CORPUS (or, for a "
+                             "second stage, --upstream RUN)")
         overrides = _load_config_file(args.config, args.set)
         if args.start_from or args.repair:
             raise UsageError("--from and --repair are for train continue")
         if (Path(args.run) / "config.yaml").exists():
             raise UsageError(f"{args.run} already holds a run; use `musicrgan train continue "
                              f"{args.run}` or choose another folder")
-        run = Run.create(Path(args.run), args.model, args.data, overrides)
+        run = Run.create(Path(args.run), args.model, args.data, overrides,
+                         upstream=args.upstream)
     else:
-        if args.model or args.data or args.config or args.set:
+        if args.model or args.data or args.config or args.set or args.upstream:
             raise UsageError("train continue takes the run's frozen config; leave out "
-                             "--model, --data, --config and --set")
+                             "--model, --data, --upstream, --config and --set")
         run = Run(Path(args.run))
     budget = None
     if args.minutes:  # more minutes on top of what the run has already trained
@@ -203,6 +205,20 @@ def cmd_evaluate(args) -> int:
                       temperature=args.temperature, progress=not args.quiet)
     print(format_table(result))
     print(f"written: {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    """Encode and decode audio files with an autoencoder run (vqvae): DIR gets each original
+    beside its reconstruction on DIR/index.html (with spectrograms), and the numbers per
+    file (multi-resolution STFT distance, mel distance, SI-SDR, ViSQOL) in
+    DIR/reconstruct.json."""
+    from .reconstruct import reconstruct
+    results = reconstruct(Path(args.run), args.files, Path(args.out), args.checkpoint)
+    for name, scores in results.items():
+        print(f"{name}: " + ", ".join(f"{k} {'-' if v is None else format(v, '.3g')}"
+                                      for k, v in scores.items()))
+    print(f"listen: {Path(args.out) / 'index.html'}")
     return 0
 
 
@@ -296,8 +312,14 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p = add("train", cmd_train)
     p.add_argument("action", choices=["new", "continue"])
     p.add_argument("run", metavar="RUN", help="run folder")
-    p.add_argument("--model", help="model family (new): sample-lstm, fft-lstm, lstm-gan")
-    p.add_argument("--data", help="corpus folder (new)")
+    p.add_argument("--model", help="model family (new): sample-lstm, fft-lstm, lstm-gan, "
+                                   "vqvae, code-prior")
+    p.add_argument("--data", help="corpus folder (new; for a second stage, default: its "
+                                  "upstream's)")
+    p.add_argument("--upstream", metavar="RUN",
+                   help="new, for a family that trains on another run's latents (code-prior "
+                        "on a vqvae run): that run; the corpus is encoded by its best "
+                        "checkpoint once, into RUN/latents/")
     p.add_argument("--config", help="YAML file of config keys (new); see configs/")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config key (new)")
     p.add_argument("--epochs", type=_positive_int,
@@ -347,6 +369,12 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+
+    p = add("reconstruct", cmd_reconstruct)
+    p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("--out", default="results/reconstructions", help="output folder")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
 
     p = add("evaluate", cmd_evaluate)
     p.add_argument("run", metavar="RUN", help="run folder")

@@ -196,13 +196,23 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
         ds = tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.batch(batch_size, drop_remainder=training)
-    if training:
+    return batched(ds, batch_size, n_batches if training else None,
+                   deterministic if deterministic is not None else seed is not None, prefetch)
+
+
+def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,
+            prefetch: bool = True):
+    """Batches of a dataset of windows: n_batches full ones (training) or every window, the
+    last batch short (n_batches None)."""
+    from . import import_tensorflow
+    tf = import_tensorflow()
+    ds = ds.batch(batch_size, drop_remainder=n_batches is not None)
+    if n_batches is not None:
         # Keras 3.15 applies one extra optimizer step per epoch to a dataset of unknown length
         # (4 optimizer iterations for 3 batches, measured); a declared length avoids it
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
     options = tf.data.Options()
-    options.deterministic = deterministic if deterministic is not None else seed is not None
+    options.deterministic = deterministic
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import audio, mastering, metrics
 from .audio import atomic_write_text
 from .data import CorpusError, corpus_clips
-from .models.base import Encodes, GenerationRequest, RequestError
+from .models.base import Encodes, GenerationRequest, Generates, RequestError
 from .runs import Run, training_seconds
 
 EVAL_JSON = "eval.json"
@@ -54,6 +54,9 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
     except CorpusError:
         train = None
 
+    if not isinstance(run.family, Generates):  # an autoencoder: how well it reconstructs
+        return _save(run, _header(run, data, checkpoint, n, seconds, seed) | {
+            "reconstruction": reconstruction(run, test[:n], checkpoint)})
     generated, family, made = generate_clips(
         run, GenerationRequest(n=n, seconds=seconds, seed=seed, temperature=temperature),
         checkpoint=checkpoint, progress=progress)
@@ -84,15 +87,6 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
         [mastering.match_loudness(c, metrics.METRIC_RATE, target) for c in generated])
     loudness_matched = {"target_lufs": round(target, 2), "frechet": distance,
                         "descriptors": matched}
-    reconstruction = None
-    if isinstance(family, Encodes):
-        model = run.model(checkpoint)
-        batch = np.stack(test[:n]) if family.rate == metrics.METRIC_RATE else np.stack(
-            [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in test[:n]])
-        decoded = family.reconstruct(model, batch)
-        rows = [metrics.reconstruction_metrics(ref, est, family.rate)
-                for ref, est in zip(batch, decoded)]
-        reconstruction = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     tempo_asked = None
     if "bpm" in made:
@@ -110,14 +104,9 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
             "grid_alignment_7_percent_off": float(np.mean(
                 [metrics.grid_alignment(c, 1.07 * a) for c, a in zip(generated, made["bpm"])]))}
 
-    state = run.state
     wall = made["generation_seconds"]
-    result = {
-        "run": str(run.path), "family": family.name, "data": str(data), "checkpoint": made["checkpoint"],
-        "epochs": state["epochs_done"], "training_seconds": round(training_seconds(state), 1),
-        "parameters": made["parameters"],
-        "n": n, "seconds": seconds, "seed": seed, "temperature": made["temperature"],
-        "metric_rate": metrics.METRIC_RATE,
+    result = _header(run, data, checkpoint, n, seconds, seed) | {
+        "temperature": made["temperature"],
         "reference_clips": {"test": len(test), "train": len(train) if train else 0},
         "frechet": frechet,
         "descriptors": descriptors,
@@ -128,20 +117,50 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
                   # includes building the compiled loop, as a user's call does
                   "realtime_factor_per_stream": round(seconds / wall, 3) if wall else None,
                   "realtime_factor_batch": round(n * seconds / wall, 3) if wall else None},
-        "reconstruction": reconstruction,
+        "reconstruction": reconstruction(run, test[:n], checkpoint)
+        if isinstance(family, Encodes) else None,
         "tempo_asked": tempo_asked,
         "clips": [str(p.relative_to(run.path)) for p in sorted(clip_dir.glob("clip_*.wav"))][:n],
         "metric_seconds": round(time.perf_counter() - started, 2),
     }
+    return _save(run, result)
+
+
+def _header(run: Run, data, checkpoint: str, n: int, seconds: float, seed: int) -> dict:
+    state = run.state
+    return {"run": str(run.path), "family": run.family.name, "data": str(data),
+            "checkpoint": run.checkpoint(checkpoint).name, "epochs": state["epochs_done"],
+            "training_seconds": round(training_seconds(state), 1),
+            "parameters": int(run.model(checkpoint).count_params()),
+            "n": n, "seconds": seconds, "seed": seed, "metric_rate": metrics.METRIC_RATE}
+
+
+def _save(run: Run, result: dict) -> dict:
     atomic_write_text(run.path / EVAL_JSON, json.dumps(result, indent=1, default=_finite))
     return result
 
 
+def reconstruction(run: Run, clips: list[np.ndarray], checkpoint: str = "best") -> dict:
+    """Mean reconstruction metrics (metrics.reconstruction_metrics) of clips at the metric
+    rate, encoded and decoded by an autoencoder run."""
+    family, model = run.family, run.model(checkpoint)
+    batch = np.stack(clips) if family.rate == metrics.METRIC_RATE else np.stack(
+        [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in clips])
+    decoded = family.reconstruct(model, batch)
+    rows = [metrics.reconstruction_metrics(ref, est, family.rate)
+            for ref, est in zip(batch, decoded)]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
 def format_table(result: dict) -> str:
-    f = result["frechet"]
-    lines = [f"{result['run']} ({result['family']}, {result['epochs']} epochs, "
+    title = (f"{result['run']} ({result['family']}, {result['epochs']} epochs, "
              f"{result['training_seconds'] / 60:.1f} training min, "
-             f"{result['parameters']:,} parameters)",
+             f"{result['parameters']:,} parameters)")
+    if "frechet" not in result:  # an autoencoder's: reconstruction only
+        return title + "\n  reconstruction of the test split: " + ", ".join(
+            f"{k} {v:.3g}" for k, v in result["reconstruction"].items())
+    f = result["frechet"]
+    lines = [title,
              f"  Fréchet distance (log-mel, lower is better): {f['generated_vs_test']:.2f}   "
              f"[corpus train vs test {_fmt(f['train_vs_test'])}, noise {f['noise_vs_test']:.2f}]",
              f"  {'descriptor':15s} {'generated':>22s} {'corpus (test)':>22s} {'in range':>9s} {'W1/std':>7s}"]

@@ -53,7 +53,9 @@ def priming_audio(run: Run, n: int, seed: int, prime_file: str | None = None,
         return None
     length = int(round(window * family.rate)) if window else family.prime_length()
     if not prime_file:
-        return corpus_prime(run.data, family, n, length, seed)
+        if prime_from_corpus or family.needs_prime:
+            return corpus_prime(run.data, family, n, length, seed)
+        return None
     try:
         source = audio.load(prime_file, family.rate)
     except audio.AudioError as exc:

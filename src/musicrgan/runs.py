@@ -304,7 +304,9 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                 self.model.stop_training = True
 
         def write_sample(self, number):
-            from .models.base import GenerationRequest
+            from .models.base import GenerationRequest, Generates
+            if not isinstance(family, Generates):
+                return
             request = family.checked(GenerationRequest(
                 n=1, seconds=family.config.sample_seconds, seed=number))
             clip = family.generate(self.model, request)
@@ -323,17 +325,21 @@ class Run:
         self.config = load_run_config(self.path)
         self.family = make_family(self.config)
         self._models: dict = {}
+        self._upstream: Run | None = None
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, family={self.family.name!r})"
 
     @classmethod
-    def create(cls, path: str | os.PathLike, family_name: str, data: str | os.PathLike,
-               config_overrides: dict | None = None) -> "Run":
+    def create(cls, path: str | os.PathLike, family_name: str, data: str | os.PathLike | None,
+               config_overrides: dict | None = None,
+               upstream: str | os.PathLike | None = None) -> "Run":
         """A new run folder with its frozen config.yaml: the family's config (defaults,
-        then the overrides), the corpus and its rate. The corpus is checked against the
-        family before the folder exists, so a refused one leaves nothing that blocks a
-        retry."""
+        then the overrides), the corpus and its rate, and for a second stage its upstream
+        run (with the fingerprint of the checkpoint it trains on; data defaults to the
+        upstream's corpus, encoded into the upstream's latent cache now). The corpus is
+        checked against the family before the folder exists, so a refused one leaves
+        nothing that blocks a retry."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunError(f"run folder {path} is a file, not a folder: choose another path")
@@ -347,9 +353,40 @@ class Run:
             raise RunError(exc.args[0]) from None
         except (ConfigError, TypeError) as exc:
             raise RunError(f"config: {exc}") from None
+        from .models.base import OnLatents
+        family_cls = get_family(family_name)
+        first = None
+        if issubclass(family_cls, OnLatents):
+            if upstream is None:
+                raise RunError(f"{family_name} trains on the latents of an upstream run: "
+                               "name one (e.g. a vqvae run)")
+            first = Run(upstream)
+            data = data or first.data
+        elif upstream is not None:
+            raise RunError(f"{family_name} trains on audio, not on an upstream run's latents")
+        if data is None:
+            raise RunError("a corpus is needed")
         run_config = {"family": family_name, "data": str(Path(data).resolve()),
                       "rate": corpus_rate(data), "config": config.to_dict()}
-        _datasets(make_family(run_config), run_config["data"], 0)
+        family = make_family(run_config)
+        cache = None
+        if first is not None:
+            why = family.accepts(first.family)
+            if why:
+                raise RunError(f"{family_name} cannot train on {first.path}: {why}")
+            if run_config["rate"] != first.rate:
+                raise RunError(f"the corpus {data} is at {run_config['rate']} Hz and the "
+                               f"upstream {first.path} at {first.rate} Hz: use its corpus")
+            from .latents import build_cache, fingerprint
+            checkpoint = first.checkpoint("best")
+            if not checkpoint.is_file():
+                raise RunError(f"the upstream run {first.path} has no trained model yet")
+            run_config["upstream"] = {"run": str(first.path.resolve()),
+                                      "checkpoint": checkpoint.name,
+                                      "fingerprint": fingerprint(checkpoint)}
+            cache = build_cache(first, run_config["data"], run_config["upstream"]["fingerprint"])
+            family.attach(first.family, first.model("best"))
+        _datasets(family, run_config["data"], 0, cache)
         writable_folder(path, "run folder")
         try:
             with folder_lock(path, "creating"):
@@ -383,8 +420,40 @@ class Run:
         best = self.path / BEST
         return best if which == "best" and best.exists() else self.path / MODEL
 
+    def upstream(self) -> "Run | None":
+        """The upstream run of a second stage (None for a first), checked to still hold the
+        checkpoint this run was trained on, and attached to the family."""
+        recorded = self.config.get("upstream")
+        if not recorded:
+            return None
+        if self._upstream is None:
+            from .latents import fingerprint
+            where = Path(recorded["run"])
+            if not (where / CONFIG).is_file():
+                raise RunError(f"the upstream run {where} of {self.path} is missing: restore "
+                               "it, or train a new run on another upstream")
+            upstream = Run(where)
+            checkpoint = upstream.path / recorded["checkpoint"]
+            if not checkpoint.is_file() or fingerprint(checkpoint) != recorded["fingerprint"]:
+                raise RunError(f"the upstream run {where} has changed since {self.path} was "
+                               f"trained on it (its {recorded['checkpoint']} is another one): "
+                               f"train a new {self.family.name} run on it")
+            self.family.attach(upstream.family, upstream.model("best"))
+            self._upstream = upstream
+        return self._upstream
+
+    def latent_cache(self) -> Path | None:
+        """The folder of the upstream's latents this run trains on (built where missing)."""
+        upstream = self.upstream()
+        if upstream is None:
+            return None
+        from .latents import build_cache
+        return build_cache(upstream, self.data, self.config["upstream"]["fingerprint"])
+
     def model(self, which: str = "best"):
-        """The checkpoint's model, loaded once and kept while its file is unchanged."""
+        """The checkpoint's model, loaded once and kept while its file is unchanged (for a
+        second stage, with its upstream checked and attached)."""
+        self.upstream()
         path = self.checkpoint(which)
         if not path.is_file():
             raise RunError(f"{self.path} has no trained model yet ({path.name} is missing): "
@@ -404,7 +473,7 @@ class Run:
         gets RunError at once. Returns the state."""
         try:
             with folder_lock(self.path, "training"):
-                state = _train_locked(self.path, epochs, verbose, budget_seconds, start_from,
+                state = _train_locked(self, epochs, verbose, budget_seconds, start_from,
                                       repair)
         except FolderBusy as exc:
             raise RunError(str(exc)) from None
@@ -415,10 +484,23 @@ class Run:
         return state
 
 
-def _datasets(family, data: str, epochs_done: int):
-    """The training and validation datasets of a run, mapped to the family's examples."""
+def _datasets(family, data: str, epochs_done: int, cache: Path | None = None):
+    """The training and validation datasets of a run, mapped to the family's examples:
+    windows of the corpus's audio, or for a second stage of its latent cache."""
     tf = import_tensorflow()
     c = family.config
+    if cache is not None:
+        from .latents import latent_dataset
+        train_ds = latent_dataset(cache, "train", family.window(), c.batch_size,
+                                  steps=c.steps_per_epoch,
+                                  seed=None if c.seed is None else c.seed + epochs_done)
+        try:
+            val_ds = latent_dataset(cache, "test", family.window(), c.batch_size,
+                                    training=False).take(c.validation_steps)
+        except CorpusError as exc:
+            raise RunError(f"validation needs the corpus's test split: {exc}") from exc
+        return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
+                val_ds.map(family.examples))
     window, beats = family.window(), family.uses_beats
     train_ds = window_dataset(data, "train", window, c.batch_size, steps=c.steps_per_epoch,
                               seed=None if c.seed is None else c.seed + epochs_done,
@@ -432,10 +514,9 @@ def _datasets(family, data: str, epochs_done: int):
             val_ds.map(family.examples))
 
 
-def _train_locked(run: Path, epochs: int, verbose, budget_seconds, start_from: str,
+def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from: str,
                   repair: bool) -> dict:
-    run_config = load_run_config(run)
-    family = make_family(run_config)
+    run, family, run_config = opened.path, opened.family, opened.config
     if repair:
         state = state_from_history(run)
         atomic_write_text(run / STATE, json.dumps(state, indent=1))
@@ -448,7 +529,7 @@ def _train_locked(run: Path, epochs: int, verbose, budget_seconds, start_from: s
     import keras
     if c.seed is not None:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
-    train_ds, val_ds = _datasets(family, data, state["epochs_done"])
+    train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache())
 
     if state["epochs_done"] == 0:
         model = family.build()

@@ -115,7 +115,7 @@ def convert_one(source: str, target: str, rate: int, min_seconds: float) -> dict
         if samples.size == 0:
             return {"error": "no audio frames"}
         if seconds < min_seconds:
-            return {"error": f"too short ({seconds:.2f} s < --min-seconds {min_seconds:g})"}
+            return {"error": f"too short ({seconds:.2f} s, below the minimum of {min_seconds:g} s)"}
         if float(np.max(np.abs(samples))) < SILENCE_PEAK:
             return {"error": "silent (peak below -80 dBFS)"}
         os.replace(tmp, target)

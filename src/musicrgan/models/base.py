@@ -217,11 +217,28 @@ class Generates(Family):
 
 
 class ContinuesAudio(Generates):
-    """Generation continues priming audio: a file's, or the corpus's when none is given."""
+    """Generation can continue priming audio (a file's). A family that cannot start from
+    nothing primes from the corpus when the request has no prime (`needs_prime`)."""
+    needs_prime: bool = True
 
     def prime_length(self) -> int:
         """Samples of priming audio used when the request names no length."""
         return self.window()
+
+
+class OnLatents(Family):
+    """A second stage: trains on the latents of an upstream run whose family `Encodes`
+    (`train new --upstream RUN`), and turns what it makes back into audio through that
+    run's decoder. The run attaches the upstream before the family trains or generates."""
+    upstream_family: "Encodes | None" = None
+    upstream_model: keras.Model | None = None
+
+    def attach(self, family: "Encodes", model: keras.Model) -> None:
+        self.upstream_family, self.upstream_model = family, model
+
+    def accepts(self, family: "Encodes") -> str | None:
+        """Why this family cannot train on `family`'s latents, or None if it can."""
+        return None
 
 
 class Encodes(Family):
@@ -235,6 +252,15 @@ class Encodes(Family):
     def decode(self, model: keras.Model, latents: np.ndarray) -> np.ndarray:
         """Latents as `encode` gives them → (batch, samples) audio."""
         raise NotImplementedError
+
+    def latent_hop(self) -> int:
+        """Samples of audio per latent step."""
+        raise NotImplementedError
+
+    def codebook_size(self) -> int | None:
+        """For a family whose latents are codes of a codebook (integers below this): its
+        size; None for continuous latents."""
+        return None
 
     def reconstruct(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
         return self.decode(model, self.encode(model, audio))[:, :audio.shape[1]]

@@ -70,3 +70,19 @@ class ValidationDistance(keras.metrics.Metric):
         count = ops.maximum(self.count, 1.0)
         return band_statistics_distance([s[0] / count for s in self.sums],
                                         [s[1] / count for s in self.sums])
+
+
+def multiscale_spectral_distance(x, y, scales=(2048, 1024, 512, 256, 128, 64), eps=1e-5):
+    """sum over scales of mean | log(|STFT(x)| + eps) - log(|STFT(y)| + eps) |, for
+    (batch, samples) audio: the reconstruction distance of DDSP and RAVE (Hann windows at
+    75 % overlap). Scales longer than the audio are left out."""
+    total = 0.0
+    for n in scales:
+        if n > x.shape[-1]:
+            continue
+        magnitudes = []
+        for audio in (x, y):
+            real, imag = ops.stft(audio, n, n // 4, n, window="hann", center=True)
+            magnitudes.append(ops.log(ops.sqrt(real * real + imag * imag + 1e-12) + eps))
+        total = total + ops.mean(ops.abs(magnitudes[0] - magnitudes[1]))
+    return total

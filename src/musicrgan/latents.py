@@ -1,0 +1,145 @@
+"""The latent cache: a corpus encoded once by an upstream run's checkpoint, for the second
+stages trained on it (`train new RUN --upstream UPSTREAM`).
+
+    UPSTREAM/latents/<checkpoint fingerprint>/
+        train/<file>.npy, test/<file>.npy   the codes of each corpus file
+        complete.json                       the corpus it encodes, written last
+
+The fingerprint is a hash of the checkpoint file: another checkpoint (the upstream trained
+on) gets a cache of its own, and runs on the same checkpoint share one. Files are encoded
+a chunk at a time and each is written atomically, so memory stays flat in file and corpus
+size, and a killed encoding resumes where it stopped. Training reads windows of codes from
+memory-mapped files, so memory stays flat in corpus size there too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .audio import atomic_write_text, temporary_file
+from .data import CorpusError, batched, corpus_files, read_window
+from .locks import folder_lock
+
+CACHE, COMPLETE = "latents", "complete.json"
+CHUNK_SECONDS = 30  # audio encoded at once: memory flat in the length of a file
+log = logging.getLogger("musicrgan")
+
+
+def fingerprint(checkpoint: Path) -> str:
+    digest = hashlib.sha256()
+    with open(checkpoint, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cache_folder(upstream, checkpoint_fingerprint: str) -> Path:
+    return upstream.path / CACHE / checkpoint_fingerprint
+
+
+def _corpus_listing(data: str) -> dict:
+    return {split: {Path(f.path).relative_to(Path(data) / split).as_posix(): f.frames
+                    for f in corpus_files(data, split)} for split in ("train", "test")}
+
+
+def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None) -> Path:
+    """The cache of `data` encoded by the upstream run's best checkpoint (whose fingerprint
+    the caller has checked), built now where it is missing or incomplete."""
+    folder = cache_folder(upstream, checkpoint_fingerprint)
+    listing = {"data": str(data), "files": _corpus_listing(data)}
+    complete = folder / COMPLETE
+    if complete.is_file():
+        try:
+            if json.loads(complete.read_text()) == listing:
+                return folder
+        except ValueError:
+            pass  # a damaged marker: check the files again below
+    folder.mkdir(parents=True, exist_ok=True)
+    family, model = upstream.family, upstream.model("best")
+    chunk = max(1, int(CHUNK_SECONDS * family.rate) // family.hop) * family.hop
+    todo = [(split, name, frames) for split, files in listing["files"].items()
+            for name, frames in files.items()
+            if not (folder / split / f"{name}.npy").is_file()]
+    with folder_lock(folder, "encoding into"):
+        for leftover in folder.rglob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        if todo:
+            log.info(f"encoding {len(todo)} corpus files with {upstream.path} into "
+                     f"{folder} (once for this checkpoint)")
+        for done, (split, name, frames) in enumerate(todo, 1):
+            source = str(Path(data) / split / name)
+            codes = [family.encode(model, read_window(source, start, min(chunk, frames - start))
+                                   [None])[0] for start in range(0, frames, chunk)]
+            target = folder / split / f"{name}.npy"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_file(target, target.name)
+            codes = np.concatenate(codes)
+            if codes.dtype.kind in "iu":  # codes of a quantizer: as small as they fit
+                codes = codes.astype(np.int16 if codes.max(initial=0) < 2**15 else np.int32)
+            with open(tmp, "wb") as fh:
+                np.save(fh, codes)
+            os.replace(tmp, target)
+            if progress:
+                progress(done, len(todo))
+        atomic_write_text(complete, json.dumps(listing))
+    return folder
+
+
+class LatentSource:
+    """Windows of `length` codes from one split of a cache (memory-mapped files)."""
+
+    def __init__(self, folder: Path, split: str, length: int):
+        self.length = int(length)
+        paths = sorted((Path(folder) / split).rglob("*.npy"))
+        arrays = [np.load(p, mmap_mode="r") for p in paths]
+        self.arrays = [a for a in arrays if a.shape[0] >= self.length]
+        if not self.arrays:
+            longest = max((a.shape[0] for a in arrays), default=0)
+            raise CorpusError(f"no file in the {split} split of the latent cache {folder} is "
+                              f"{self.length} codes long (the longest: {longest}): use a "
+                              "shorter context")
+        weights = np.array([a.shape[0] - self.length + 1 for a in self.arrays], np.float64)
+        self.weights = weights / weights.sum()
+
+    def count_distinct(self) -> int:
+        return sum(a.shape[0] // self.length for a in self.arrays)
+
+    def random_windows(self, seed):
+        rng = np.random.default_rng(seed)
+        while True:
+            a = self.arrays[rng.choice(len(self.arrays), p=self.weights)]
+            start = int(rng.integers(0, a.shape[0] - self.length + 1))
+            yield np.asarray(a[start:start + self.length], np.int32)
+
+    def sequential_windows(self):
+        for a in self.arrays:
+            for start in range(0, a.shape[0] - self.length + 1, self.length):
+                yield np.asarray(a[start:start + self.length], np.int32)
+
+
+def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
+                   training: bool = True, steps: int | None = None, seed: int | None = None):
+    """Batches (batch_size, length) int32 of codes, as data.window_dataset gives audio."""
+    from . import import_tensorflow
+    tf = import_tensorflow()
+    source = LatentSource(folder, split, length)
+    spec = tf.TensorSpec(shape=(length,), dtype=tf.int32)
+    if training:
+        n_batches = steps or max(1, source.count_distinct() // batch_size)
+        passes = iter(range(2**62))
+
+        def windows():
+            yield from source.random_windows(None if seed is None else [seed, next(passes)])
+
+        ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
+        ds = ds.take(n_batches * batch_size)
+    else:
+        n_batches = None
+        ds = tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
+    return batched(ds, batch_size, n_batches, seed is not None)

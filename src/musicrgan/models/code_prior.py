@@ -1,0 +1,122 @@
+"""`code-prior`: the generation TechnoGen never had. An autoregressive model over the code
+sequences of a `vqvae` run (its upstream): a small causal Transformer
+(modules/transformer.py) trained on windows of the upstream's latent cache to predict each
+code from those before it. Generation samples codes (temperature, and the `top_k` control),
+a position at a time with cached keys and values, and decodes them through the upstream's
+decoder; `--prime FILE` encodes the file and continues it.
+
+Each training window starts with a start token (index = codebook size), so a window taken
+anywhere in a song trains the same way generation starts. Songs longer than the context
+are made in chunks: each chunk is primed with the last half-context of codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..modules.transformer import CachedSampler, causal_transformer
+from . import register
+from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+DECODE_STEPS = 8192  # codes decoded at once: memory flat in the song's length
+
+
+@dataclass
+class CodePriorConfig(TrainConfig):
+    context: int = 256           # codes per training window and attention span
+    width: int = 128
+    blocks: int = 2
+    heads: int = 4
+    top_k: int = 0               # what the top_k control defaults to (0: every code)
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+
+    def validate(self):
+        super().validate()
+        if self.context < 4 or min(self.width, self.blocks, self.heads) < 1:
+            raise ConfigError("context must be >= 4; width, blocks and heads >= 1")
+        if self.width % self.heads:
+            raise ConfigError(f"width ({self.width}) must be a multiple of heads "
+                              f"({self.heads})")
+
+
+@register
+class CodePrior(OnLatents, ContinuesAudio):
+    name = "code-prior"
+    Config = CodePriorConfig
+    needs_prime = False   # it starts from its start token
+    default_temperature = 1.0
+
+    def accepts(self, family):
+        if not family.codebook_size():
+            return (f"its latents are not codes of a codebook ({family.name}'s are "
+                    "continuous): a vqvae run's are")
+        return None
+
+    @property
+    def start_token(self) -> int:
+        return self.upstream_family.codebook_size()
+
+    def window(self):
+        return self.config.context
+
+    def prime_length(self):
+        return (self.config.context // 2 - 1) * self.upstream_family.latent_hop()
+
+    def examples(self, codes):
+        start = ops.full((ops.shape(codes)[0], 1), self.start_token, dtype="int32")
+        return ops.concatenate([start, codes[:, :-1]], axis=1), codes
+
+    def controls(self):
+        return (Control("top_k", "sample each code among the k likeliest only (0: all; "
+                                 "default: the run's config)", 0, 1_000_000, "K"),)
+
+    def build(self):
+        c = self.config
+        model = causal_transformer(self.start_token + 1, c.context, c.width, c.blocks,
+                                   c.heads, name="code_prior")
+        self.compile(model)
+        return model
+
+    def compile(self, model):
+        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+    def _sampler(self, model) -> CachedSampler:
+        if getattr(self, "_sampler_of", (None, None))[0] is not model:
+            self._sampler_of = (model, CachedSampler(model))
+        return self._sampler_of[1]
+
+    def generate(self, model, request, progress=None):
+        up, hop = self.upstream_family, self.upstream_family.latent_hop()
+        n, samples = request.n, request.samples(self.rate)
+        needed = -(-samples // hop)
+        top_k = int(request.controls.get("top_k", self.config.top_k))
+        half = self.config.context // 2
+        history = np.zeros((n, 0), np.int32)
+        if request.prime is not None:
+            history = up.encode(self.upstream_model, request.prime)[:, -(half - 1):]
+        sampler, made, chunk = self._sampler(model), [], 0
+        while sum(m.shape[1] for m in made) < needed:
+            start = np.full((n, 1), self.start_token, np.int32)
+            recent = history[:, -(half - 1):] if history.shape[1] else history
+            # a fixed prefix length after the first chunk: the compiled loop traces twice
+            prefix = np.concatenate([start, recent], axis=1) if recent.shape[1] == half - 1 \
+                else start
+            codes = sampler.sample(prefix, self.config.context - prefix.shape[1],
+                                   request.temperature, top_k, request.seed * 7919 + chunk,
+                                   banned=self.start_token)
+            made.append(codes)
+            history = np.concatenate([history, codes], axis=1)[:, -(half - 1):]
+            chunk += 1
+            if progress:
+                progress(codes.shape[1] * hop)
+        codes = np.concatenate(made, axis=1)[:, :needed]
+        audio = np.concatenate([up.decode(self.upstream_model, codes[:, i:i + DECODE_STEPS])
+                                for i in range(0, needed, DECODE_STEPS)], axis=1)
+        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,182 @@
+"""`vqvae` (TechnoGen's model, done right): a raw-audio VQ-VAE. A 1-D convolutional encoder
+with dilated residual units downsamples by the product of `strides` (64x by default: 250
+codes a second at 16 kHz), a vector quantizer with an EMA codebook and dead-code restarts
+(modules/quantizer.py) turns each step into one of `codes` codes, and a mirrored decoder
+turns codes back into audio. Loss: waveform L1 plus the multi-resolution log-STFT distance
+(weights by config), plus the commitment loss for the encoder.
+
+It encodes and decodes (a `musicrgan.models.base.Encodes`); it does not generate by itself:
+a `code-prior` run on top of it (`--upstream`) learns its code sequences and generates
+them. The codebook's health is in the history every epoch: `perplexity` (how many codes a
+batch effectively uses) and `dead_codes` (restarted that step)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..modules.conv import decoder, encoder
+from ..modules.quantizer import VectorQuantizer
+from ..modules.spectral import multiscale_spectral_distance
+from . import register
+from .base import ConfigError, Encodes, TrainConfig, tf
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+
+@dataclass
+class VQVAEConfig(TrainConfig):
+    window: int = 16384          # samples per training window (about 1 s at 16 kHz)
+    channels: int = 32           # of the first convolutions; doubling per downsampling, to 256
+    strides: list = field(default_factory=lambda: [4, 4, 4])   # downsampling: their product
+    latent_dim: int = 64
+    codes: int = 512
+    commitment: float = 0.25     # weight of the commitment loss (VQ-VAE's beta)
+    decay: float = 0.99          # of the codebook's moving averages
+    waveform_weight: float = 1.0
+    spectral_weight: float = 1.0
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+
+    def validate(self):
+        super().validate()
+        if not self.strides or not all(isinstance(s, int) and s >= 1 for s in self.strides):
+            raise ConfigError(f"strides must be a list of whole numbers >= 1, got "
+                              f"{self.strides!r}")
+        if min(self.channels, self.latent_dim, self.codes) < 1 or self.codes < 2:
+            raise ConfigError("channels and latent_dim must be >= 1, codes >= 2")
+        if self.window < math.prod(self.strides):
+            raise ConfigError(f"window ({self.window}) must be at least the downsampling "
+                              f"({math.prod(self.strides)})")
+        if not 0 < self.decay < 1:
+            raise ConfigError(f"decay must be between 0 and 1, got {self.decay}")
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class VQVAEModel(keras.Model):
+    """Encoder, quantizer and decoder with the VQ-VAE train step."""
+
+    def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
+                 waveform_weight=1.0, spectral_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder = encoder, decoder
+        self.codes, self.latent_dim = codes, latent_dim
+        self.commitment, self.decay = commitment, decay
+        self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
+        self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
+        self.quantizer.build()
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in (
+            "loss", "reconstruction", "commitment", "perplexity", "dead_codes")}
+
+    def build(self, input_shape=None):
+        self.built = True  # encoder and decoder are functional models, built when made
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, audio):
+        quantized, _ = self.quantizer(self.encoder(audio))
+        return self.decoder(quantized)
+
+    def _step_losses(self, audio, training):
+        latents = self.encoder(audio, training=training)
+        quantized, indices = self.quantizer(latents)
+        decoded = self.decoder(quantized, training=training)
+        reconstruction = (self.waveform_weight * ops.mean(ops.abs(audio - decoded))
+                          + self.spectral_weight * multiscale_spectral_distance(audio, decoded))
+        commitment = self.quantizer.commitment(latents, indices)
+        return reconstruction, commitment, latents, indices
+
+    def train_step(self, audio):
+        with tf.GradientTape() as tape:
+            reconstruction, commitment, latents, indices = self._step_losses(audio, True)
+            loss = reconstruction + self.commitment * commitment
+        weights = self.encoder.trainable_variables + self.decoder.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 17])
+        perplexity, dead = self.quantizer.update(latents, indices, seed)
+        return self._track(loss, reconstruction, commitment, perplexity, dead)
+
+    def test_step(self, audio):
+        reconstruction, commitment, _, indices = self._step_losses(audio, False)
+        counts = ops.sum(ops.one_hot(ops.reshape(indices, (-1,)), self.codes), axis=0)
+        p = counts / ops.maximum(ops.sum(counts), 1.0)
+        perplexity = ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
+        return self._track(reconstruction + self.commitment * commitment, reconstruction,
+                           commitment, perplexity, 0.0)
+
+    def _track(self, *values):
+        for tracker, value in zip(self.trackers.values(), values):
+            tracker.update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
+                "codes": self.codes, "latent_dim": self.latent_dim,
+                "commitment": self.commitment, "decay": self.decay,
+                "waveform_weight": self.waveform_weight,
+                "spectral_weight": self.spectral_weight}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        enc = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        dec = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(enc, dec, **config)
+
+
+@register
+class VQVAE(Encodes):
+    name = "vqvae"
+    Config = VQVAEConfig
+
+    @property
+    def hop(self) -> int:
+        """Samples per code."""
+        return math.prod(self.config.strides)
+
+    def latent_hop(self):
+        return self.hop
+
+    def codebook_size(self):
+        return self.config.codes
+
+    def window(self):
+        return self.config.window // self.hop * self.hop
+
+    def examples(self, windows):
+        return windows
+
+    def build(self):
+        c = self.config
+        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
+                           decoder(c.channels, c.strides, c.latent_dim), c.codes, c.latent_dim,
+                           c.commitment, c.decay, c.waveform_weight, c.spectral_weight,
+                           name="vqvae")
+        model.build()
+        self.compile(model)
+        return model
+
+    def compile(self, model):
+        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate))
+
+    def encode(self, model, audio):
+        """(batch, samples) → (batch, ceil(samples / hop)) int32 codes (the audio is padded
+        with silence to whole codes)."""
+        audio = np.asarray(audio, np.float32)
+        pad = -audio.shape[1] % self.hop
+        if pad:
+            audio = np.pad(audio, ((0, 0), (0, pad)))
+        latents = model.encoder(audio, training=False)
+        return np.asarray(model.quantizer.indices(latents)).astype(np.int32)
+
+    def decode(self, model, codes):
+        """(batch, steps) codes → (batch, steps * hop) audio."""
+        return np.asarray(model.decoder(model.quantizer.lookup(np.asarray(codes, np.int32)),
+                                        training=False))

@@ -1,0 +1,61 @@
+"""Fully convolutional raw-audio encoder and decoder stacks with dilated residual units (as
+in Jukebox's and MelGAN's): the encoder downsamples by the product of its strides, the
+decoder mirrors it with transposed convolutions. What the VQ-VAE (and the wave VAE to come)
+are built from."""
+
+from __future__ import annotations
+
+from .. import import_tensorflow
+
+import_tensorflow()
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def residual_unit(x, channels: int, dilation: int, name: str):
+    h = layers.LeakyReLU(0.2)(x)
+    h = layers.Conv1D(channels, 3, dilation_rate=dilation, padding="same", name=f"{name}_dil")(h)
+    h = layers.LeakyReLU(0.2)(h)
+    h = layers.Conv1D(channels, 1, name=f"{name}_mix")(h)
+    return layers.Add()([x, h])
+
+
+def _widths(channels: int, strides: list[int], cap: int) -> list[int]:
+    """Channels before each downsampling and after the last: doubling, at most `cap`."""
+    return [min(cap, channels * 2 ** i) for i in range(len(strides) + 1)]
+
+
+def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
+            cap: int = 256, name: str = "encoder") -> keras.Model:
+    """(batch, samples) → (batch, samples / prod(strides), latent_dim)."""
+    widths = _widths(channels, strides, cap)
+    audio = keras.Input((None,), name="audio")
+    h = layers.Reshape((-1, 1))(audio)
+    h = layers.Conv1D(widths[0], 7, padding="same", name="enc_in")(h)
+    for i, stride in enumerate(strides):
+        for d in dilations:
+            h = residual_unit(h, widths[i], d, f"enc{i}_res{d}")
+        h = layers.LeakyReLU(0.2)(h)
+        h = layers.Conv1D(widths[i + 1], 2 * stride, strides=stride, padding="same",
+                          name=f"enc{i}_down")(h)
+    h = layers.LeakyReLU(0.2)(h)
+    latents = layers.Conv1D(latent_dim, 3, padding="same", name="enc_out")(h)
+    return keras.Model(audio, latents, name=name)
+
+
+def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
+            cap: int = 256, name: str = "decoder") -> keras.Model:
+    """(batch, steps, latent_dim) → (batch, steps * prod(strides)) audio in [-1, 1]."""
+    widths = _widths(channels, strides, cap)
+    latents = keras.Input((None, latent_dim), name="latents")
+    h = layers.Conv1D(widths[-1], 7, padding="same", name="dec_in")(latents)
+    for i in reversed(range(len(strides))):
+        h = layers.LeakyReLU(0.2)(h)
+        h = layers.Conv1DTranspose(widths[i], 2 * strides[i], strides=strides[i],
+                                   padding="same", name=f"dec{i}_up")(h)
+        for d in dilations:
+            h = residual_unit(h, widths[i], d, f"dec{i}_res{d}")
+    h = layers.LeakyReLU(0.2)(h)
+    h = layers.Conv1D(1, 7, padding="same", activation="tanh", name="dec_out")(h)
+    audio = layers.Reshape((-1,))(h)
+    return keras.Model(latents, audio, name=name)

@@ -1,0 +1,175 @@
+"""A small decoder-only (causal) Transformer over token sequences, with an incremental step
+that keeps each block's keys and values, so sampling costs one position per step instead
+of the whole prefix (the cache of GPT-2-style samplers). Pre-norm blocks, learned
+positions, a context of `context` tokens."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class TokenAndPosition(keras.layers.Layer):
+    """(batch, steps) tokens → (batch, steps, width): token embedding plus learned position
+    embedding (positions 0..context-1)."""
+
+    def __init__(self, vocabulary: int, context: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary, self.context, self.width = vocabulary, context, width
+        self.tokens = layers.Embedding(vocabulary, width, name="tokens")
+        self.positions = layers.Embedding(context, width, name="positions")
+
+    def build(self, input_shape):
+        self.tokens.build(input_shape)
+        self.positions.build((None,))
+        self.built = True
+
+    def call(self, tokens):
+        steps = ops.shape(tokens)[1]
+        return self.tokens(tokens) + self.positions(ops.arange(steps))[None]
+
+    def at(self, token, position):
+        """One step: (batch,) tokens at `position` → (batch, width)."""
+        return self.tokens(token) + self.positions(position)[None]
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "context": self.context,
+                "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class CausalBlock(keras.layers.Layer):
+    """x + attention(norm(x)) over earlier positions, then x + MLP(norm(x))."""
+
+    def __init__(self, width: int, heads: int, **kwargs):
+        super().__init__(**kwargs)
+        if width % heads:
+            raise ValueError(f"width {width} is not a multiple of heads {heads}")
+        self.width, self.heads, self.depth = width, heads, width // heads
+        self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
+        self.qkv = layers.Dense(3 * width, name="qkv")
+        self.mix = layers.Dense(width, name="mix")
+        self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
+        self.up = layers.Dense(4 * width, activation="gelu", name="up")
+        self.down = layers.Dense(width, name="down")
+
+    def build(self, input_shape):
+        shape = (None, self.width)
+        for layer in (self.norm1, self.qkv, self.norm2, self.up):
+            layer.build(shape)
+        self.mix.build(shape)
+        self.down.build((None, 4 * self.width))
+        self.built = True
+
+    def _heads(self, x):
+        """(batch, steps, width) → (batch, heads, steps, depth)."""
+        b, t = ops.shape(x)[0], ops.shape(x)[1]
+        return ops.transpose(ops.reshape(x, (b, t, self.heads, self.depth)), (0, 2, 1, 3))
+
+    def _mlp(self, x):
+        return x + self.down(self.up(self.norm2(x)))
+
+    def call(self, x):
+        q, k, v = ops.split(self.qkv(self.norm1(x)), 3, axis=-1)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.depth)
+        steps = ops.shape(x)[1]
+        causal = ops.arange(steps)[:, None] >= ops.arange(steps)[None, :]
+        scores = ops.where(causal[None, None], scores, -1e9)
+        attended = ops.matmul(ops.softmax(scores, axis=-1), v)
+        b = ops.shape(x)[0]
+        attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (b, steps, self.width))
+        return self._mlp(x + self.mix(attended))
+
+    def step(self, x, keys, values, position):
+        """One position: x (batch, width); keys and values (batch, heads, context, depth)
+        hold the earlier positions (zeros after them). Returns (output, keys, values)."""
+        b = ops.shape(x)[0]
+        q, k, v = ops.split(self.qkv(self.norm1(x)), 3, axis=-1)
+        q, k, v = (ops.reshape(t, (b, self.heads, 1, self.depth)) for t in (q, k, v))
+        context = ops.shape(keys)[2]
+        here = ops.reshape(ops.one_hot(position, context), (1, 1, context, 1))
+        keys, values = keys + here * k, values + here * v
+        scores = ops.matmul(q, ops.transpose(keys, (0, 1, 3, 2)))[:, :, 0] / math.sqrt(self.depth)
+        scores = ops.where((ops.arange(context) <= position)[None, None], scores, -1e9)
+        attended = ops.sum(ops.softmax(scores, axis=-1)[..., None] * values, axis=2)
+        return self._mlp(x + self.mix(ops.reshape(attended, (b, self.width)))), keys, values
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "heads": self.heads}
+
+
+def causal_transformer(vocabulary: int, context: int, width: int, blocks: int, heads: int,
+                       name: str = "transformer") -> keras.Model:
+    """(batch, steps <= context) tokens → (batch, steps, vocabulary) next-token logits."""
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    h = TokenAndPosition(vocabulary, context, width, name="embed")(tokens)
+    for i in range(blocks):
+        h = CausalBlock(width, heads, name=f"block_{i}")(h)
+    h = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
+    logits = layers.Dense(vocabulary, name="logits")(h)
+    return keras.Model(tokens, logits, name=name)
+
+
+class CachedSampler:
+    """Samples a trained causal_transformer position by position with its key/value cache,
+    in one compiled loop: the prefix (batch, P) is read first, then `steps` tokens are
+    drawn (temperature, top-k; Gumbel-max with a seeded stateless draw, so a seed gives
+    the same tokens). P + steps must fit the context."""
+
+    def __init__(self, model: keras.Model):
+        self.embed = model.get_layer("embed")
+        self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
+        self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
+        self.context = self.embed.context
+        self._loop = tf.function(self._sample, jit_compile=True)
+
+    def _sample(self, prefix, steps, temperature, top_k, seed, banned):
+        b, p = tf.shape(prefix)[0], tf.shape(prefix)[1]
+        block = self.blocks[0]
+        shape = (b, block.heads, self.context, block.depth)
+        caches = [(tf.zeros(shape), tf.zeros(shape)) for _ in self.blocks]
+        # a token is drawn at every position; those drawn while reading the prefix are dropped
+        out = tf.TensorArray(tf.int32, size=p - 1 + steps)
+
+        def body(i, token, caches, out):
+            h = self.embed.at(token, i)
+            new = []
+            for blk, (k, v) in zip(self.blocks, caches):
+                h, k, v = blk.step(h, k, v, i)
+                new.append((k, v))
+            logits = self.head(self.norm(h))
+            vocabulary = tf.shape(logits)[-1]
+            # a token that is never drawn (the start token of code-prior)
+            logits = tf.where(tf.range(vocabulary)[None] == banned, -1e9, logits)
+            k_eff = tf.where(top_k > 0, tf.minimum(top_k, vocabulary), vocabulary)
+            kth = tf.gather(tf.sort(logits, direction="DESCENDING"), [k_eff - 1], axis=-1)
+            logits = tf.where(logits < kth, -1e9 * tf.ones_like(logits), logits)
+            u = tf.random.stateless_uniform(tf.shape(logits), tf.stack([seed, i]), 1e-9, 1.0)
+            noise = tf.where(temperature > 0, -tf.math.log(-tf.math.log(u)), tf.zeros_like(u))
+            drawn = tf.cast(tf.argmax(logits / tf.maximum(temperature, 1e-4) + noise, axis=-1),
+                            tf.int32)
+            nxt = tf.where(i + 1 < p, prefix[:, tf.minimum(i + 1, p - 1)], drawn)
+            return i + 1, nxt, new, out.write(i, drawn)
+
+        _, _, _, out = tf.while_loop(lambda i, *_: i < p - 1 + steps, body,
+                                     (0, prefix[:, 0], caches, out))
+        return tf.transpose(out.stack()[p - 1:])
+
+    def sample(self, prefix: np.ndarray, steps: int, temperature: float, top_k: int,
+               seed: int, banned: int = -1) -> np.ndarray:
+        if prefix.shape[1] + steps > self.context:
+            raise ValueError(f"prefix {prefix.shape[1]} + steps {steps} exceed the context "
+                             f"of {self.context}")
+        # steps is a Python number: the loop's length is fixed at trace time (XLA wants it)
+        return np.asarray(self._loop(tf.constant(prefix, tf.int32), int(steps),
+                                     tf.constant(float(temperature)), tf.constant(int(top_k)),
+                                     tf.constant(int(seed)), tf.constant(int(banned))))

@@ -1,0 +1,161 @@
+"""Compress, then generate: a tiny vqvae, a code-prior trained on its latents (`--upstream`),
+generation decoded through the vqvae; the latent cache built once per upstream checkpoint,
+reused, resumed after kill -9; a changed or missing upstream refused by name."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from conftest import assert_refused, chord, cli, run_cli, tiny_config, write_wav
+from musicrgan.runs import read_history
+
+
+@pytest.fixture(scope="module")
+def vqvae(techno, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_stage") / "vq"
+    from musicrgan.cli import main
+    assert main(["train", "new", str(folder), "--model", "vqvae", "--data", str(techno),
+                 "--config", str(tiny_config("vqvae")), "--epochs", "1"]) == 0
+    return folder
+
+
+def prior(capsys, folder, upstream, *extra):
+    return cli(capsys, "train", "new", folder, "--model", "code-prior", "--upstream", upstream,
+               "--config", tiny_config("code-prior"), "--epochs", "1", *extra)
+
+
+def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_path, capsys):
+    status, _, err = prior(capsys, tmp_path / "p1", vqvae)
+    assert status == 0, err
+    assert "encoding 6 corpus files" in err  # the corpus, encoded once
+    recorded = yaml.safe_load((tmp_path / "p1" / "config.yaml").read_text())
+    assert recorded["data"] == str(techno.resolve())  # the upstream's corpus by default
+    upstream = recorded["upstream"]
+    assert upstream["run"] == str(vqvae.resolve()) and upstream["checkpoint"] == "best.keras"
+    cache = vqvae / "latents" / upstream["fingerprint"]
+    assert (cache / "complete.json").is_file()
+    name = sorted(os.listdir(cache / "train"))[0]
+    codes = np.load(cache / "train" / name)
+    frames = sf.info(str(techno / "train" / name[:-len(".npy")])).frames
+    assert codes.dtype == np.int16 and codes.max() < 16 and codes.size == -(-frames // 16)
+
+    status, _, err = prior(capsys, tmp_path / "p2", vqvae, "--set", "seed=1")
+    assert status == 0 and "encoding" not in err  # a second prior reuses the cache
+
+    out = tmp_path / "songs"
+    status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "2", "--seconds",
+                               "0.5", "--out", out, "--quiet")
+    assert status == 0, err
+    songs = [sf.read(p)[0] for p in printed.split()]
+    assert [s.size for s in songs] == [4000, 4000] and not np.array_equal(*songs)
+    listing = json.loads((out / "index.json").read_text())["clips"]
+    assert {c["family"] for c in listing} == {"code-prior"}
+
+    # top_k 1 draws the likeliest code every time: the seed no longer matters
+    greedy = [cli(capsys, "generate", tmp_path / "p1", "--n", "1", "--seconds", "0.5",
+                  "--top-k", "1", "--seed", seed, "--out", tmp_path / f"g{seed}", "--quiet")
+              for seed in ("1", "2")]
+    assert [g[0] for g in greedy] == [0, 0]
+    a, b = (sf.read(g[1].strip())[0] for g in greedy)
+    np.testing.assert_array_equal(a, b)
+
+    # a prime is encoded by the upstream and continued
+    prime = write_wav(tmp_path / "prime.wav", chord(1.0, 8000), 8000)
+    status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "1", "--seconds",
+                               "0.5", "--prime", prime, "--out", tmp_path / "primed", "--quiet")
+    assert status == 0, err
+    assert not np.array_equal(sf.read(printed.strip())[0], songs[0][:4000])
+
+
+def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
+    upstream = tmp_path / "vq"
+    shutil.copytree(vqvae, upstream)
+    assert prior(capsys, tmp_path / "p", upstream)[0] == 0
+    (upstream / "best.keras").write_bytes((upstream / "model.keras").read_bytes() + b"\0")
+    for command in (["generate", tmp_path / "p", "--out", tmp_path / "o"],
+                    ["train", "continue", tmp_path / "p", "--epochs", "1"]):
+        assert_refused(cli(capsys, *command), str(upstream), "changed since")
+    shutil.rmtree(upstream)
+    assert_refused(cli(capsys, "generate", tmp_path / "p", "--out", tmp_path / "o"),
+                   str(upstream), "missing")
+    # and a second stage needs an upstream whose latents it can learn
+    assert_refused(cli(capsys, "train", "new", tmp_path / "x", "--model", "code-prior",
+                       "--data", vqvae.parent), "upstream")
+
+
+def test_kill_minus_nine_while_caching_then_training_resumes(vqvae, tmp_path):
+    """Encoding is slowed to a file a second so the kill lands mid-cache; the next
+    `train new` finishes the cache (the files done are kept) and trains."""
+    upstream = tmp_path / "vq"
+    shutil.copytree(vqvae, upstream, ignore=shutil.ignore_patterns("latents"))
+    code = ("import sys, time; import musicrgan.models.vqvae as v; encode = v.VQVAE.encode\n"
+            "def slow(self, model, audio):\n    time.sleep(0.5); return encode(self, model, audio)\n"
+            "v.VQVAE.encode = slow\nfrom musicrgan.cli import main\n"
+            f"sys.exit(main(['train', 'new', {str(tmp_path / 'p')!r}, '--model', 'code-prior', "
+            f"'--upstream', {str(upstream)!r}, '--config', {str(tiny_config('code-prior'))!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(upstream.rglob("*.npy"))) < 2:
+        time.sleep(0.05)
+    proc.kill(), proc.wait()
+    kept = {p: p.stat().st_mtime_ns for p in upstream.rglob("*.npy")}
+    assert 2 <= len(kept) < 6 and not list(upstream.rglob("complete.json"))
+    assert not (tmp_path / "p" / "config.yaml").exists()
+    again = run_cli("train", "new", tmp_path / "p", "--model", "code-prior", "--upstream",
+                    upstream, "--config", tiny_config("code-prior"), "--epochs", "1")
+    assert again.returncode == 0, again.stderr
+    assert f"encoding {6 - len(kept)} corpus files" in again.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # not encoded twice
+    assert len(list(upstream.rglob("*.npy"))) == 6 and not list(upstream.rglob(".*.tmp"))
+
+    # kill -9 while the prior trains, then continue: every epoch once
+    proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "train", "continue",
+                             tmp_path / "p", "--epochs", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while time.time() < deadline + 60 and len(read_history(tmp_path / "p")) < 3:
+        time.sleep(0.05)
+    proc.kill(), proc.wait()
+    done = len(read_history(tmp_path / "p"))
+    assert run_cli("train", "continue", tmp_path / "p", "--epochs", "1").returncode == 0
+    assert [int(r["epoch"]) for r in read_history(tmp_path / "p")] == list(range(1, done + 2))
+
+
+def test_evaluate_on_an_autoencoder_reports_its_reconstruction(vqvae, capsys):
+    status, out, err = cli(capsys, "evaluate", vqvae, "--n", "2", "--seconds", "2",
+                           "--quiet")
+    assert status == 0, err
+    assert "reconstruction of the test split" in out
+    result = json.loads((vqvae / "eval.json").read_text())
+    assert result["family"] == "vqvae" and "frechet" not in result
+    r = result["reconstruction"]
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol"} and 1 <= r["visqol"] <= 5
+
+
+def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path, capsys):
+    from test_evaluate import assert_page_files_exist
+    files = [write_wav(tmp_path / "long.wav", chord(2.5, 8000), 8000),
+             write_wav(tmp_path / "short.wav", chord(0.3, 8000), 8000)]
+    out = tmp_path / "rec"
+    status, printed, err = cli(capsys, "reconstruct", vqvae, *files, "--out", out)
+    assert status == 0, err
+    result = json.loads((out / "reconstruct.json").read_text())["files"]
+    assert set(result) == {"long.wav", "short.wav"}
+    assert 1 <= result["long.wav"]["visqol"] <= 5 and result["short.wav"]["visqol"] is None
+    assert all(np.isfinite(r["mr_stft"]) for r in result.values())
+    assert "long.wav: visqol" in printed
+    for stem, seconds in (("long", 2.5), ("short", 0.3)):
+        original, rate = sf.read(out / f"{stem}_original.wav")
+        rebuilt, _ = sf.read(out / f"{stem}_reconstruction.wav")
+        assert rate == 8000 and original.size == rebuilt.size == int(seconds * 8000)
+    assert_page_files_exist(out / "index.html", at_least=8)
+    assert_refused(cli(capsys, "reconstruct", vqvae, tmp_path / "none.wav", "--out", out),
+                   "none.wav")
