@@ -304,3 +304,20 @@ def test_a_group_killed_after_its_listing_is_finished_by_the_next_generate(run, 
                   p.name.startswith(".")) == ["run_fft-lstm_seed0-2_1.wav",
                                               "run_fft-lstm_seed0_1.wav",
                                               "run_fft-lstm_seed0_2.wav"]
+
+
+def test_a_ctrl_c_that_surfaces_as_another_error_is_still_an_interrupt(run, tmp_path):
+    """A Ctrl-C landing while TensorFlow traces a function came out as a SystemError (from
+    inside its C code), with a traceback. After a Ctrl-C, whatever error follows is the
+    interrupt's: one line, status 130."""
+    code = ("import os, signal, sys, time; import musicrgan.generate as g\n"
+            "def interrupted_inside_c(*args, **kwargs):\n"
+            "    try:\n        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+            "    except KeyboardInterrupt:\n"
+            "        raise SystemError('bad argument to internal function')\n"
+            "g.generate = interrupted_inside_c\nfrom musicrgan.cli import main\n"
+            f"sys.exit(main(['generate', {str(run)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "musicrgan generate: interrupted"

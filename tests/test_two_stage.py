@@ -91,6 +91,7 @@ def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
                        "--data", vqvae.parent), "upstream")
 
 
+@pytest.mark.slow  # 30 s of subprocesses
 def test_kill_minus_nine_while_caching_then_training_resumes(vqvae, tmp_path):
     """Encoding is slowed to a file a second so the kill lands mid-cache; the next
     `train new` finishes the cache (the files done are kept) and trains."""

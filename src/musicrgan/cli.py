@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -416,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     words = [a for a in argv if not a.startswith("-")]
     parser = build_parser(controls=bool(words) and words[0] in ("generate",))
     args = parser.parse_args(argv)
+    previous = _catch_interrupts()
     try:
         return args.func(args)
     except RequestError as exc:  # the library names a request's field; here it is a flag
@@ -436,17 +438,44 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as exc:  # e.g. a NaN loss: not a usage error, but no traceback
         print(f"musicrgan {args.command}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as exc:
-        print(f"musicrgan {args.command}: interrupted" + (f": {exc}" if str(exc) else ""),
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except BaseException as exc:
+        if not (isinstance(exc, KeyboardInterrupt) or _interrupted):
+            raise
+        # A Ctrl-C that lands inside a C extension (TensorFlow tracing a function) can come
+        # out as another error (SystemError, seen in a test); after a Ctrl-C, any error is
+        # the interrupt's
+        print(f"musicrgan {args.command}: interrupted"
+              + (f": {exc}" if isinstance(exc, KeyboardInterrupt) and str(exc) else ""),
               file=sys.stderr)
         # Exit now: what matters is on disk (every write is atomic), and TensorFlow's
         # input-pipeline threads can keep a normal interpreter exit waiting forever (a
         # Ctrl-C in training printed its message, then hung for 10 minutes)
         sys.stdout.flush(), sys.stderr.flush()
         os._exit(130)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+_interrupted = False
+
+
+def _on_interrupt(signum, frame):
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _catch_interrupts():
+    """Note that a Ctrl-C came (then raise KeyboardInterrupt as Python would); returns the
+    handler to put back, or None where signals cannot be set (not the main thread)."""
+    try:
+        return signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""The vector quantizer on small tensors: nearest codes, the straight-through gradient, the
+EMA update of the codebook, and dead-code restarts; and the multi-scale spectral distance
+the autoencoders train on."""
+
+import numpy as np
+import pytest
+
+from musicrgan import import_tensorflow
+from musicrgan.modules.quantizer import VectorQuantizer
+from musicrgan.modules.spectral import multiscale_spectral_distance
+
+tf = import_tensorflow()
+
+
+def quantizer(codebook, decay=0.5, restart_below=0.0):
+    vq = VectorQuantizer(len(codebook), len(codebook[0]), decay=decay,
+                         restart_below=restart_below)
+    vq.build()
+    vq.codebook.assign(np.asarray(codebook, np.float32))
+    vq.ema_sum.assign(np.asarray(codebook, np.float32))
+    vq.ema_count.assign(np.ones(len(codebook), np.float32))
+    return vq
+
+
+def test_nearest_code_and_straight_through_gradient():
+    vq = quantizer([[0.0, 0.0], [1.0, 1.0], [-1.0, 2.0]])
+    x = tf.Variable([[[0.9, 1.2], [0.1, -0.2], [-0.8, 1.7]]])
+    with tf.GradientTape() as tape:
+        quantized, indices = vq(x)
+        loss = tf.reduce_sum(quantized * tf.constant([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]]))
+    assert indices.numpy().tolist() == [[1, 0, 2]]
+    np.testing.assert_allclose(quantized.numpy(), [[[1, 1], [0, 0], [-1, 2]]], atol=1e-6)
+    # the decoder's gradient passes to the encoder's vectors unchanged (straight through)
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), [[[1, 2], [3, 4], [5, 6]]])
+    # the commitment loss pulls the vectors to their codes, not the codes to the vectors
+    with tf.GradientTape() as tape:
+        commitment = vq.commitment(x, indices)
+    expected = 2 * (x.numpy() - quantized.numpy()) / x.numpy().size
+    np.testing.assert_allclose(tape.gradient(commitment, x).numpy(), expected, atol=1e-6)
+
+
+def test_ema_update_moves_each_code_toward_the_mean_of_its_vectors():
+    vq = quantizer([[0.0, 0.0], [4.0, 4.0]], decay=0.5)
+    x = tf.constant([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
+    _, indices = vq(x)
+    perplexity, dead = vq.update(x, indices, tf.constant([0, 0]))
+    # count: 0.5 * 1 + 0.5 * 2 = 1.5 and 0.5 * 1 + 0.5 * 1 = 1; sums: 0.5 * code + 0.5 * sum
+    count = np.array([1.5, 1.0])
+    sums = np.array([[0.5, 0.5], [4.5, 4.5]])
+    smoothed = (count + 1e-5) / (count.sum() + 2e-5) * count.sum()
+    np.testing.assert_allclose(vq.codebook.numpy(), sums / smoothed[:, None], rtol=1e-4)
+    np.testing.assert_allclose(vq.ema_count.numpy(), count, rtol=1e-6)
+    p = np.array([2, 1]) / 3
+    assert float(perplexity) == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-4)
+    assert float(dead) == 0
+
+
+def test_dead_codes_restart_on_vectors_of_the_batch():
+    vq = quantizer([[0.0, 0.0], [100.0, 100.0], [-100.0, 50.0]], decay=0.5, restart_below=0.75)
+    x = tf.constant([[[0.1, 0.2], [0.3, -0.1], [0.2, 0.0], [-0.2, 0.1]]])
+    _, indices = vq(x)
+    assert set(indices.numpy().ravel()) == {0}
+    _, dead = vq.update(x, indices, tf.constant([3, 1]))
+    assert float(dead) == 2  # codes 1 and 2 got no vector: EMA count 0.5 < 0.75
+    codebook = vq.codebook.numpy()
+    batch = x.numpy().reshape(-1, 2)
+    for code in codebook[1:]:  # each restarted on one of the batch's vectors
+        assert np.min(np.abs(batch - code).sum(axis=1)) < 1e-6
+    assert vq.ema_count.numpy()[1:].tolist() == [1.0, 1.0]
+    _, indices = vq(x)
+    assert len(set(indices.numpy().ravel())) > 1  # the batch now spreads over more codes
+
+
+def test_multiscale_spectral_distance_is_zero_for_the_same_audio_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    t = np.arange(4096) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)
+    distances = [float(multiscale_spectral_distance(x, x + level * rng.standard_normal(
+        x.shape).astype(np.float32))) for level in (0.0, 0.01, 0.1)]
+    assert distances[0] == pytest.approx(0, abs=1e-5)
+    assert 0 < distances[1] < distances[2]
