@@ -160,3 +160,18 @@ def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path,
     assert_page_files_exist(out / "index.html", at_least=8)
     assert_refused(cli(capsys, "reconstruct", vqvae, tmp_path / "none.wav", "--out", out),
                    "none.wav")
+
+
+def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
+    status, _, err = prior(capsys, tmp_path / "p", vqvae, "--set", "architecture=lstm")
+    assert status == 0, err
+    songs = []
+    for seed, extra in (("1", []), ("2", []), ("1", ["--top-k", "1"]), ("2", ["--top-k", "1"])):
+        status, printed, err = cli(capsys, "generate", tmp_path / "p", "--n", "1", "--seconds",
+                                   "0.5", "--seed", seed, "--out", tmp_path / f"o{len(songs)}",
+                                   "--quiet", *extra)
+        assert status == 0, err
+        songs.append(sf.read(printed.strip())[0])
+    assert all(s.size == 4000 and np.isfinite(s).all() for s in songs)
+    assert not np.array_equal(songs[0], songs[1])  # seeds differ
+    np.testing.assert_array_equal(songs[2], songs[3])  # greedy: the seed does not matter

@@ -1,13 +1,15 @@
 """`code-prior`: the generation TechnoGen never had. An autoregressive model over the code
 sequences of a `vqvae` run (its upstream): a small causal Transformer
-(modules/transformer.py) trained on windows of the upstream's latent cache to predict each
-code from those before it. Generation samples codes (temperature, and the `top_k` control),
-a position at a time with cached keys and values, and decodes them through the upstream's
+(modules/transformer.py), or an LSTM (`architecture: lstm`), trained on windows of the
+upstream's latent cache to predict each code from those before it. Generation samples
+codes (temperature, and the `top_k` control), a position at a time (the Transformer with
+cached keys and values, the LSTM with its state), and decodes them through the upstream's
 decoder; `--prime FILE` encodes the file and continues it.
 
 Each training window starts with a start token (index = codebook size), so a window taken
 anywhere in a song trains the same way generation starts. Songs longer than the context
-are made in chunks: each chunk is primed with the last half-context of codes."""
+are made in chunks: each chunk is primed with the last half-context of codes (the LSTM
+carries its state instead)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..modules.stepper import RecurrentStepper, lstm_layers
 from ..modules.transformer import CachedSampler, causal_transformer
 from . import register
-from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig
+from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -27,9 +30,10 @@ DECODE_STEPS = 8192  # codes decoded at once: memory flat in the song's length
 
 @dataclass
 class CodePriorConfig(TrainConfig):
-    context: int = 256           # codes per training window and attention span
-    width: int = 128
-    blocks: int = 2
+    architecture: str = "transformer"   # or "lstm"
+    context: int = 256           # codes per training window (and the Transformer's span)
+    width: int = 128             # model width (LSTM: units)
+    blocks: int = 2              # Transformer blocks (LSTM: layers)
     heads: int = 4
     top_k: int = 0               # what the top_k control defaults to (0: every code)
     batch_size: int = 16
@@ -39,6 +43,9 @@ class CodePriorConfig(TrainConfig):
         super().validate()
         if self.context < 4 or min(self.width, self.blocks, self.heads) < 1:
             raise ConfigError("context must be >= 4; width, blocks and heads >= 1")
+        if self.architecture not in ("transformer", "lstm"):
+            raise ConfigError(f"architecture must be transformer or lstm, got "
+                              f"{self.architecture!r}")
         if self.width % self.heads:
             raise ConfigError(f"width ({self.width}) must be a multiple of heads "
                               f"({self.heads})")
@@ -77,8 +84,17 @@ class CodePrior(OnLatents, ContinuesAudio):
 
     def build(self):
         c = self.config
-        model = causal_transformer(self.start_token + 1, c.context, c.width, c.blocks,
-                                   c.heads, name="code_prior")
+        vocabulary = self.start_token + 1
+        if c.architecture == "transformer":
+            model = causal_transformer(vocabulary, c.context, c.width, c.blocks, c.heads,
+                                       name="code_prior")
+        else:
+            tokens = keras.Input((None,), dtype="int32", name="tokens")
+            h = keras.layers.Embedding(vocabulary, c.width, name="embed")(tokens)
+            for i in range(c.blocks):
+                h = keras.layers.LSTM(c.width, return_sequences=True, name=f"lstm_{i}")(h)
+            model = keras.Model(tokens, keras.layers.Dense(vocabulary, name="logits")(h),
+                                name="code_prior")
         self.compile(model)
         return model
 
@@ -92,11 +108,52 @@ class CodePrior(OnLatents, ContinuesAudio):
             self._sampler_of = (model, CachedSampler(model))
         return self._sampler_of[1]
 
+    def _lstm_stepper(self, model, temperature: float, top_k: int) -> RecurrentStepper:
+        banned = self.start_token
+
+        def feedback(logits, seed):
+            vocabulary = ops.shape(logits)[-1]
+            logits = ops.where(ops.arange(vocabulary)[None] == banned, -1e9, logits)
+            if top_k:
+                kth = ops.sort(logits, axis=-1)[:, -min(top_k, banned):][:, :1]
+                logits = ops.where(logits < kth, -1e9, logits)
+            if temperature > 0:
+                u = tf.random.stateless_uniform(tf.shape(logits), seed, 1e-9, 1.0)
+                logits = logits / temperature - ops.log(-ops.log(u))
+            token = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            return token, ops.cast(token, "float32")
+
+        return RecurrentStepper([layer.cell for layer in lstm_layers(model)],
+                                embed=model.get_layer("embed"), head=model.get_layer("logits"),
+                                feedback=feedback, jit_compile=True)
+
+    def _lstm_codes(self, model, request, history, needed, top_k, progress, hop):
+        stepper = self._lstm_stepper(model, request.temperature, top_k)
+        start = np.full((request.n, 1), self.start_token, np.int32)
+        prefix = np.concatenate([start, history], axis=1)
+        first, x, states = stepper.prime(prefix, stepper.initial_state(request.n),
+                                         seed=request.seed)
+        made, chunk = [np.asarray(first).astype(np.int32)[:, None]], 1
+        while sum(m.shape[1] for m in made) < needed:
+            values, x, states = stepper.run(x, states, self.config.context,
+                                            seed=request.seed * 7919 + chunk)
+            made.append(np.asarray(values).astype(np.int32))
+            chunk += 1
+            if progress:
+                progress(self.config.context * hop)
+        return np.concatenate(made, axis=1)[:, :needed]
+
     def generate(self, model, request, progress=None):
         up, hop = self.upstream_family, self.upstream_family.latent_hop()
         n, samples = request.n, request.samples(self.rate)
         needed = -(-samples // hop)
         top_k = int(request.controls.get("top_k", self.config.top_k))
+        if self.config.architecture == "lstm":
+            history = np.zeros((n, 0), np.int32)
+            if request.prime is not None:
+                history = up.encode(self.upstream_model, request.prime)
+            codes = self._lstm_codes(model, request, history, needed, top_k, progress, hop)
+            return self._decode(codes, samples)
         half = self.config.context // 2
         history = np.zeros((n, 0), np.int32)
         if request.prime is not None:
@@ -116,7 +173,10 @@ class CodePrior(OnLatents, ContinuesAudio):
             chunk += 1
             if progress:
                 progress(codes.shape[1] * hop)
-        codes = np.concatenate(made, axis=1)[:, :needed]
+        return self._decode(np.concatenate(made, axis=1)[:, :needed], samples)
+
+    def _decode(self, codes, samples):
+        up = self.upstream_family
         audio = np.concatenate([up.decode(self.upstream_model, codes[:, i:i + DECODE_STEPS])
-                                for i in range(0, needed, DECODE_STEPS)], axis=1)
+                                for i in range(0, codes.shape[1], DECODE_STEPS)], axis=1)
         return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
