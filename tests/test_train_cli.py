@@ -117,15 +117,15 @@ def test_generate_cli_writes_wavs_at_the_model_rate_and_is_reproducible(techno, 
             "--set", "hiden=3", words=["unknown config key"])
 
 
-def test_gan_generates_at_the_tempo_asked_or_one_it_trained_on(techno, tmp_path):
+def test_gan_generates_at_the_tempo_asked_or_one_it_trained_on(techno, tmp_path, capsys):
     run = tmp_path / "run"
-    assert run_cli("train", "new", run, "--model", "lstm-gan", "--data", techno, "--config",
-                   tiny("lstm-gan"), "--epochs", "1").returncode == 0
+    assert cli(capsys, "train", "new", run, "--model", "lstm-gan", "--data", techno,
+               "--config", tiny("lstm-gan"), "--epochs", "1")[0] == 0
     assert (techno / "beats.json").is_file()   # the corpus's beat grids, found once
     for out, extra in (("asked", ["--bpm", "132"]), ("drawn", [])):
-        gen = run_cli("generate", run, "--n", "2", "--seconds", "0.5", "--out", tmp_path / out,
-                      *extra)
-        assert gen.returncode == 0, gen.stderr
+        status, _, err = cli(capsys, "generate", run, "--n", "2", "--seconds", "0.5", "--out",
+                             tmp_path / out, *extra)
+        assert status == 0, err
     asked = json.loads((tmp_path / "asked" / "index.json").read_text())["clips"]
     assert [c["bpm"] for c in asked] == [132, 132]
     assert "132" in (tmp_path / "asked" / "index.html").read_text()
@@ -135,8 +135,8 @@ def test_gan_generates_at_the_tempo_asked_or_one_it_trained_on(techno, tmp_path)
     drawn = [c["bpm"] for c in json.loads((tmp_path / "drawn" / "index.json").read_text())["clips"]]
     assert all(min(train_tempos) - 0.01 <= b <= max(train_tempos) + 0.01 for b in drawn)
     assert drawn[0] != drawn[1]
-    assert_one_line_error(run_cli("generate", run, "--bpm", "0", "--out", tmp_path / "x"),
-                          "--bpm must be between 60 and 200")
+    assert_refused(cli(capsys, "generate", run, "--bpm", "0", "--out", tmp_path / "x"),
+                   "--bpm must be between 60 and 200")
 
 
 @pytest.mark.slow  # a minute of subprocesses; their argument errors are checked below

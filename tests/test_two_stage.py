@@ -162,6 +162,7 @@ def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path,
                    "none.wav")
 
 
+@pytest.mark.slow  # 25 s; the Transformer prior is the default and in the fast suite
 def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
     status, _, err = prior(capsys, tmp_path / "p", vqvae, "--set", "architecture=lstm")
     assert status == 0, err
