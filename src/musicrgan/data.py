@@ -181,23 +181,31 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     spec = tf.TensorSpec(shape=(window,), dtype=tf.float32)
     if beats:
         spec = (spec, tf.TensorSpec(shape=(2,), dtype=tf.float32))
-    if training:
-        n_batches = steps or max(1, distinct // batch_size)
-        passes = iter(range(2**62))
-
-        def windows():
-            # each pass over the dataset (each epoch) draws new offsets; with a seed the
-            # sequence of passes is the same on every run
-            yield from source.random_windows(None if seed is None else [seed, next(passes)])
-
-        ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
-        ds = ds.take(n_batches * batch_size)
-    else:
-        ds = tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
+    n_batches = (steps or max(1, distinct // batch_size)) if training else None
+    ds = generated(source, spec, batch_size, n_batches, seed)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     return batched(ds, batch_size, n_batches if training else None,
                    deterministic if deterministic is not None else seed is not None, prefetch)
+
+
+def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | None):
+    """The unbatched dataset of a window source (its `random_windows(seed)` and
+    `sequential_windows()`): n_batches x batch_size random windows, or with n_batches None
+    every window in order."""
+    from . import import_tensorflow
+    tf = import_tensorflow()
+    if n_batches is None:
+        return tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
+    passes = iter(range(2**62))
+
+    def windows():
+        # each pass over the dataset (each epoch) draws new offsets; with a seed the
+        # sequence of passes is the same on every run
+        yield from source.random_windows(None if seed is None else [seed, next(passes)])
+
+    ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
+    return ds.take(n_batches * batch_size)
 
 
 def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import atomic_write_text, temporary_file
-from .data import CorpusError, batched, corpus_files, read_window
+from .data import CorpusError, batched, corpus_files, generated, read_window
 from .locks import folder_lock
 
 CACHE, COMPLETE = "latents", "complete.json"
@@ -130,16 +130,6 @@ def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
     tf = import_tensorflow()
     source = LatentSource(folder, split, length)
     spec = tf.TensorSpec(shape=(length,), dtype=tf.int32)
-    if training:
-        n_batches = steps or max(1, source.count_distinct() // batch_size)
-        passes = iter(range(2**62))
-
-        def windows():
-            yield from source.random_windows(None if seed is None else [seed, next(passes)])
-
-        ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
-        ds = ds.take(n_batches * batch_size)
-    else:
-        n_batches = None
-        ds = tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
-    return batched(ds, batch_size, n_batches, seed is not None)
+    n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
+    return batched(generated(source, spec, batch_size, n_batches, seed), batch_size, n_batches,
+                   seed is not None)

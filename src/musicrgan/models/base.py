@@ -80,6 +80,28 @@ def _checked(key: str, value, annotation) -> object:
     return float(value) if kind == "float" else value
 
 
+class TwoNetworks:
+    """For a keras.Model made of two sub-models passed first to its constructor (a GAN's
+    generator and discriminator, an autoencoder's encoder and decoder), named by NETWORKS,
+    with its other settings in SETTINGS: get_config and from_config, so it saves and loads
+    as a .keras file."""
+    NETWORKS: tuple[str, str] = ("", "")
+    SETTINGS: tuple[str, ...] = ()
+
+    def get_config(self):
+        return {**super().get_config(),
+                **{name: keras.saving.serialize_keras_object(getattr(self, name))
+                   for name in self.NETWORKS},
+                **{name: getattr(self, name) for name in self.SETTINGS}}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        networks = [keras.saving.deserialize_keras_object(config.pop(name))
+                    for name in cls.NETWORKS]
+        return cls(*networks, **config)
+
+
 class RequestError(ValueError):
     """A generation request a family cannot serve. `field` is the request's field or the
     family's control it is about (the command line names it as a flag); `reason` says what

@@ -36,7 +36,7 @@ from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics,
 from ..validation import FrechetValidation
 from . import register
 from ..beats import MAX_BPM, MIN_BPM
-from .base import ConfigError, Control, Generates, TrainConfig, tf
+from .base import ConfigError, Control, Generates, TrainConfig, TwoNetworks, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -94,8 +94,11 @@ class LSTMGANConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LSTMGAN(keras.Model):
+class LSTMGAN(TwoNetworks, keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
+    NETWORKS = ("generator", "discriminator")
+    SETTINGS = ("frame_length", "noise_dim", "feature_matching", "beat_clock", "rate",
+                "generator_average", "drift_filter")
 
     def __init__(self, generator, discriminator, frame_length, noise_dim, feature_matching=1.0,
                  beat_clock=False, rate=16000, generator_average=0.0, drift_filter=0,
@@ -248,22 +251,6 @@ class LSTMGAN(keras.Model):
         # "loss" is what val_loss, best.keras and early stopping read
         return {"loss": self.validation_distance.result()}
 
-    def get_config(self):
-        return {**super().get_config(),
-                "generator": keras.saving.serialize_keras_object(self.generator),
-                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "frame_length": self.frame_length, "noise_dim": self.noise_dim,
-                "feature_matching": self.feature_matching,
-                "beat_clock": self.beat_clock, "rate": self.rate,
-                "generator_average": self.generator_average,
-                "drift_filter": self.drift_filter}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        generator = keras.saving.deserialize_keras_object(config.pop("generator"))
-        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
-        return cls(generator, discriminator, **config)
 
 
 @register

@@ -21,7 +21,7 @@ from ..modules.conv import decoder, encoder
 from ..modules.quantizer import VectorQuantizer
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
-from .base import ConfigError, Encodes, TrainConfig, tf
+from .base import ConfigError, Encodes, TrainConfig, TwoNetworks, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -56,8 +56,11 @@ class VQVAEConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class VQVAEModel(keras.Model):
+class VQVAEModel(TwoNetworks, keras.Model):
     """Encoder, quantizer and decoder with the VQ-VAE train step."""
+    NETWORKS = ("encoder", "decoder")
+    SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
+                "spectral_weight")
 
     def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
                  waveform_weight=1.0, spectral_weight=1.0, **kwargs):
@@ -113,22 +116,6 @@ class VQVAEModel(keras.Model):
         for tracker, value in zip(self.trackers.values(), values):
             tracker.update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
-
-    def get_config(self):
-        return {**super().get_config(),
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "codes": self.codes, "latent_dim": self.latent_dim,
-                "commitment": self.commitment, "decay": self.decay,
-                "waveform_weight": self.waveform_weight,
-                "spectral_weight": self.spectral_weight}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        enc = keras.saving.deserialize_keras_object(config.pop("encoder"))
-        dec = keras.saving.deserialize_keras_object(config.pop("decoder"))
-        return cls(enc, dec, **config)
 
 
 @register
