@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,19 @@ def run_cli(*args, cwd=None, timeout=600):
     """The real command line, in a fresh process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "musicrgan", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(setup: str, *args, **popen):
+    """The command line in a new process, after `setup` (Python code that patches something,
+    e.g. a smaller group size); Popen's keyword arguments as given."""
+    code = f"{setup}\nimport sys\nfrom musicrgan.cli import main\nsys.exit(main({[str(a) for a in args]!r}))"
+    return subprocess.Popen([sys.executable, "-c", code], **popen)
+
+
+def wait_until(ready, timeout: float = 120, every: float = 0.02) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        time.sleep(every)
 
 
 def assert_one_line_error(proc, *words):

@@ -14,7 +14,8 @@ import time
 import pytest
 import yaml
 
-from conftest import tiny_config as tiny, run_cli, assert_one_line_error, cli, assert_refused
+from conftest import (tiny_config as tiny, run_cli, assert_one_line_error, cli, assert_refused,
+                      start_cli, wait_until)
 from musicrgan.locks import folder_lock
 from musicrgan.runs import read_history
 
@@ -219,15 +220,19 @@ def test_kill_minus_nine_during_convert_and_the_next_convert_finishes(mp3s, tmp_
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 16
 
 
+def generate_in_groups_of_one(run, out, **popen):
+    """200 short songs written a group of one at a time (a patched group size), in a process
+    of its own: a generate long enough to interrupt."""
+    return start_cli("import musicrgan.generate as g; g.GROUP_SAMPLES = 2000", "generate", run,
+                     "--n", "200", "--seconds", "0.25", "--out", out, "--quiet",
+                     stdout=subprocess.DEVNULL, **popen)
+
+
 def test_ctrl_c_during_generate_exits_at_once_and_keeps_an_index_of_whole_files(run, tmp_path):
     import soundfile as sf
     out = tmp_path / "o"
-    code = ("import sys; import musicrgan.generate as g; g.GROUP_SAMPLES = 2000; "
-            "from musicrgan.cli import main; "
-            f"sys.exit(main(['generate', {str(run)!r}, '--n', '200', '--seconds', '0.25', "
-            f"'--out', {str(out)!r}, '--quiet']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = generate_in_groups_of_one(run, out, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
     status, err = interrupt_when(proc, lambda: len(list(out.glob("*.wav"))) >= 3)
     assert status == 130 and "Traceback" not in err and "interrupted" in err, err
     listed = {c["file"] for c in json.loads((out / "index.json").read_text())["clips"]}
@@ -263,15 +268,8 @@ def test_kill_minus_nine_during_generate_leaves_an_index_of_whole_files(run, tmp
     patching the group size, so a short test has many.)"""
     import soundfile as sf
     out = tmp_path / "o"
-    code = ("import sys; import musicrgan.generate as g; g.GROUP_SAMPLES = 2000; "
-            "from musicrgan.cli import main; "
-            f"sys.exit(main(['generate', {str(run)!r}, '--n', '200', '--seconds', '0.25', "
-            f"'--out', {str(out)!r}, '--quiet']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("*.wav"))) < 3:
-        time.sleep(0.02)
+    proc = generate_in_groups_of_one(run, out, stderr=subprocess.DEVNULL)
+    wait_until(lambda: len(list(out.glob("*.wav"))) >= 3)
     proc.kill(), proc.wait()
     listed = [c["file"] for c in json.loads((out / "index.json").read_text())["clips"]]
     assert 0 < len(listed) < 200

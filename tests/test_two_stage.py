@@ -7,14 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 import yaml
 
-from conftest import assert_refused, chord, cli, run_cli, tiny_config, write_wav
+from conftest import (assert_refused, chord, cli, run_cli, start_cli, tiny_config, wait_until,
+                      write_wav)
 from musicrgan.runs import read_history
 
 
@@ -97,16 +97,13 @@ def test_kill_minus_nine_while_caching_then_training_resumes(vqvae, tmp_path):
     `train new` finishes the cache (the files done are kept) and trains."""
     upstream = tmp_path / "vq"
     shutil.copytree(vqvae, upstream, ignore=shutil.ignore_patterns("latents"))
-    code = ("import sys, time; import musicrgan.models.vqvae as v; encode = v.VQVAE.encode\n"
+    slow = ("import time; import musicrgan.models.vqvae as v; encode = v.VQVAE.encode\n"
             "def slow(self, model, audio):\n    time.sleep(0.5); return encode(self, model, audio)\n"
-            "v.VQVAE.encode = slow\nfrom musicrgan.cli import main\n"
-            f"sys.exit(main(['train', 'new', {str(tmp_path / 'p')!r}, '--model', 'code-prior', "
-            f"'--upstream', {str(upstream)!r}, '--config', {str(tiny_config('code-prior'))!r}]))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(upstream.rglob("*.npy"))) < 2:
-        time.sleep(0.05)
+            "v.VQVAE.encode = slow")
+    proc = start_cli(slow, "train", "new", tmp_path / "p", "--model", "code-prior", "--upstream",
+                     upstream, "--config", tiny_config("code-prior"),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: len(list(upstream.rglob("*.npy"))) >= 2)
     proc.kill(), proc.wait()
     kept = {p: p.stat().st_mtime_ns for p in upstream.rglob("*.npy")}
     assert 2 <= len(kept) < 6 and not list(upstream.rglob("complete.json"))
@@ -122,8 +119,7 @@ def test_kill_minus_nine_while_caching_then_training_resumes(vqvae, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "train", "continue",
                              tmp_path / "p", "--epochs", "500"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while time.time() < deadline + 60 and len(read_history(tmp_path / "p")) < 3:
-        time.sleep(0.05)
+    wait_until(lambda: len(read_history(tmp_path / "p")) >= 3)
     proc.kill(), proc.wait()
     done = len(read_history(tmp_path / "p"))
     assert run_cli("train", "continue", tmp_path / "p", "--epochs", "1").returncode == 0
