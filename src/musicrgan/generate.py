@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -193,16 +192,11 @@ def _staged(path: Path) -> Path:
 def _finish_staged(out: Path) -> None:
     """Clean up after a killed generate: half-written temporaries go; a staged wav that
     index.json already lists is renamed into place (its group was complete), others go."""
-    from .report import LISTING
+    from .report import read_listing
     for leftover in out.glob(".*.tmp"):
         leftover.unlink(missing_ok=True)
+    listed = {c["file"] for c in read_listing(out)}
     staged = list(out.glob(f".*.wav{STAGED}"))
-    if not staged:
-        return
-    try:
-        listed = {c["file"] for c in json.loads((out / LISTING).read_text())["clips"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        listed = set()
     for source in staged:
         name = source.name[1:-len(STAGED)]
         if name in listed and not (out / name).exists():

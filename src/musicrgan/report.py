@@ -141,6 +141,16 @@ def loss_png(histories: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def read_listing(folder: Path) -> list[dict]:
+    """The clips folder/index.json lists; none if it is missing or damaged (a damaged
+    listing is rebuilt from the clips added next)."""
+    try:
+        clips = json.loads((Path(folder) / LISTING).read_text())["clips"]
+        return [c for c in clips if isinstance(c, dict) and "file" in c]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def update_listing(folder: Path, entries: list[dict], sources: dict | None = None) -> Path:
     """Add clips (dicts with at least "file") to folder's index.json, draw their spectrograms,
     and rewrite folder/index.html with every clip whose file is still there.
@@ -151,12 +161,7 @@ def update_listing(folder: Path, entries: list[dict], sources: dict | None = Non
     import soundfile as sf
     folder = Path(folder)
     listing_path = folder / LISTING
-    known = {}
-    if listing_path.exists():
-        try:
-            known = {e["file"]: e for e in json.loads(listing_path.read_text())["clips"]}
-        except (ValueError, KeyError, TypeError):
-            known = {}  # a damaged listing is rebuilt from what we add now
+    known = {e["file"]: e for e in read_listing(folder)}
     for entry in entries:
         clip, rate = sf.read(sources.get(entry["file"], folder / entry["file"]),
                              dtype="float32")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..modules.sampling import draw_token
 from ..modules.stepper import RecurrentStepper, lstm_layers
 from ..modules.transformer import CachedSampler, causal_transformer
 from . import register
@@ -112,16 +113,8 @@ class CodePrior(OnLatents, ContinuesAudio):
         banned = self.start_token
 
         def feedback(logits, seed):
-            vocabulary = ops.shape(logits)[-1]
-            logits = ops.where(ops.arange(vocabulary)[None] == banned, -1e9, logits)
-            if top_k:
-                kth = ops.sort(logits, axis=-1)[:, -min(top_k, banned):][:, :1]
-                logits = ops.where(logits < kth, -1e9, logits)
-            if temperature > 0:
-                u = tf.random.stateless_uniform(tf.shape(logits), seed, 1e-9, 1.0)
-                logits = logits / temperature - ops.log(-ops.log(u))
-            token = ops.cast(ops.argmax(logits, axis=-1), "int32")
-            return token, ops.cast(token, "float32")
+            token = draw_token(logits, temperature, top_k, banned, seed)
+            return token, tf.cast(token, tf.float32)
 
         return RecurrentStepper([layer.cell for layer in lstm_layers(model)],
                                 embed=model.get_layer("embed"), head=model.get_layer("logits"),

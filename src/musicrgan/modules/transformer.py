@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import import_tensorflow
+from .sampling import draw_token
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -146,17 +147,8 @@ class CachedSampler:
             for blk, (k, v) in zip(self.blocks, caches):
                 h, k, v = blk.step(h, k, v, i)
                 new.append((k, v))
-            logits = self.head(self.norm(h))
-            vocabulary = tf.shape(logits)[-1]
-            # a token that is never drawn (the start token of code-prior)
-            logits = tf.where(tf.range(vocabulary)[None] == banned, -1e9, logits)
-            k_eff = tf.where(top_k > 0, tf.minimum(top_k, vocabulary), vocabulary)
-            kth = tf.gather(tf.sort(logits, direction="DESCENDING"), [k_eff - 1], axis=-1)
-            logits = tf.where(logits < kth, -1e9 * tf.ones_like(logits), logits)
-            u = tf.random.stateless_uniform(tf.shape(logits), tf.stack([seed, i]), 1e-9, 1.0)
-            noise = tf.where(temperature > 0, -tf.math.log(-tf.math.log(u)), tf.zeros_like(u))
-            drawn = tf.cast(tf.argmax(logits / tf.maximum(temperature, 1e-4) + noise, axis=-1),
-                            tf.int32)
+            drawn = draw_token(self.head(self.norm(h)), temperature, top_k, banned,
+                               tf.stack([seed, i]))
             nxt = tf.where(i + 1 < p, prefix[:, tf.minimum(i + 1, p - 1)], drawn)
             return i + 1, nxt, new, out.write(i, drawn)
 
