@@ -4,7 +4,10 @@ tiny config trains one epoch; the run saves and loads to identical weights (safe
 keeps its optimizer's state; and the family does what its capabilities say: a family that
 `Generates` writes songs of the length asked, the same for the same seed, with exactly the
 controls it declares; a family that `Encodes` gives latents that decode to audio of the
-input's shape."""
+input's shape; and `musicrgan export` writes what it declares in every format, each of
+which computes what the Keras network does."""
+
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from conftest import assert_refused, cli, tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models import family_names
 from musicrgan.models import FAMILIES
+from musicrgan.export import FORMATS
 from musicrgan.models.base import Encodes, GenerationRequest, Generates, OnLatents
 from musicrgan.runs import Run, read_history
 
@@ -109,3 +113,72 @@ def test_family_trains_saves_loads_and_does_what_it_declares(name, techno, tmp_p
         assert decoded.shape[0] == 2 and decoded.shape[1] >= audio.shape[1]
         assert np.isfinite(decoded).all()
         assert family.reconstruct(model, audio.astype("float32")).shape == audio.shape
+
+    for fmt in FORMATS:
+        out = tmp_path / f"export-{fmt}"
+        result = cli(capsys, "export", folder, "--format", fmt, "--out", out)
+        if family.cannot_export(fmt):  # said in one line, nothing written
+            assert_refused(result, f"{fmt} cannot carry {family.name}")
+            assert not (out / "export.json").exists()
+            continue
+        status, printed, err = result
+        assert status == 0, err
+        manifest = json.loads((out / "export.json").read_text())
+        networks = family.exports(run.model("best"))
+        assert set(manifest["networks"]) == set(networks) and manifest["format"] == fmt
+        for network_name, network in networks.items():
+            described = manifest["networks"][network_name]
+            assert str(out / described["file"]) in printed
+            feeds = example_inputs(network)
+            expected = network(feeds if len(feeds) > 1 else feeds[0])
+            expected = [np.asarray(e) for e in (expected if isinstance(expected, list)
+                                                 else [expected])]
+            got = run_exported(fmt, out / described["file"], described, feeds)
+            assert [g.shape for g in got] == [e.shape for e in expected]
+            for g, e in zip(got, expected):
+                np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
+
+
+def example_inputs(network) -> list:
+    """An input for each of the network's: two rows, 128 steps where a length is free
+    (a multiple of the tiny autoencoder's samples per code), small ints for tokens."""
+    rng = np.random.default_rng(1)
+    feeds = []
+    for tensor in network.inputs:
+        shape = [2] + [128 if d is None else d for d in tensor.shape[1:]]
+        feeds.append(rng.integers(0, 4, shape).astype("int32") if "int" in str(tensor.dtype)
+                     else (0.3 * rng.standard_normal(shape)).astype("float32"))
+    return feeds
+
+
+def run_exported(fmt: str, path, described: dict, feeds: list) -> list:
+    """The exported network's outputs for `feeds`, in export.json's order, run by the
+    runtime each format is for."""
+    names = [t["name"] for t in described["inputs"]]
+    if fmt == "saved_model":
+        import tensorflow as tf
+        loaded = tf.saved_model.load(str(path))  # kept: its variables live as long as it
+        served = loaded.serve(feeds if len(feeds) > 1 else feeds[0])
+        return [np.asarray(t) for t in (served if isinstance(served, (list, tuple)) else [served])]
+    if fmt == "onnx":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(path))
+        assert [i.name for i in session.get_inputs()] == names
+        return session.run(None, dict(zip(names, feeds)))
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    results = runner(**dict(zip(names, feeds)))
+    return [results[f"output_{i}"] for i in range(len(described["outputs"]))]
+
+
+def test_export_needs_its_converter_and_says_which(techno, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "run"
+    assert cli(capsys, "train", "new", folder, "--model", "sample-lstm", "--data", techno,
+               "--config", tiny_config("sample-lstm"), "--epochs", "1")[0] == 0
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    assert_refused(cli(capsys, "export", folder, "--format", "onnx", "--out", tmp_path / "x"),
+                   "needs the tf2onnx", "pip install")
+    assert not (tmp_path / "x").exists()

@@ -223,6 +223,27 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Write what a run's model is outside musicrgan: saved_model (TensorFlow), onnx
+    (onnxruntime) or litert (the LiteRT / TensorFlow Lite interpreter). An autoencoder gives
+    its encoder and decoder, code-prior one sampling step with its cache (and its upstream's
+    decoder), lstm-gan its generator, the LSTM regressors their model. DIR/export.json names
+    each network's inputs and outputs and how to use them."""
+    from .export import export
+    manifest = export(Path(args.run), args.format, Path(args.out), args.checkpoint)
+    for name, network in manifest["networks"].items():
+        ins = ", ".join(f"{t['name']} {_shape(t)}" for t in network["inputs"])
+        outs = ", ".join(f"{t['name']} {_shape(t)}" for t in network["outputs"])
+        print(f"{Path(args.out) / network['file']}: {ins} -> {outs}")
+    print(f"written: {Path(args.out) / 'export.json'}")
+    return 0
+
+
+def _shape(tensor: dict) -> str:
+    dims = ["?" if d is None else str(d) for d in tensor["shape"]]
+    return f"({', '.join(dims)}){'' if tensor['dtype'] == 'float32' else ' ' + tensor['dtype']}"
+
+
 def cmd_compare(args) -> int:
     """Train each listed family on one corpus under the same time budget, evaluate each the
     same way, and write DIR/report.md and DIR/index.html (a table of metrics, speed,
@@ -375,6 +396,12 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae)")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--out", default="results/reconstructions", help="output folder")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+
+    p = add("export", cmd_export)
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--format", required=True, choices=["saved_model", "onnx", "litert"])
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
 
     p = add("evaluate", cmd_evaluate)

@@ -195,6 +195,21 @@ class Family:
         logs): a family can put a validation measure of its own there."""
         return []
 
+    def exports(self, model: keras.Model) -> dict[str, keras.Model]:
+        """The networks a user needs outside musicrgan, by name, each a Keras model with
+        named inputs and outputs (`musicrgan export` writes each in the format asked): by
+        default the trained model itself."""
+        return {"model": model}
+
+    def cannot_export(self, fmt: str) -> str | None:
+        """Why format `fmt` (saved_model, onnx, litert) cannot carry this family's networks,
+        or None if it can."""
+        return None
+
+    def export_notes(self, model: keras.Model) -> dict:
+        """What a user of the exported networks needs to know beside their inputs and
+        outputs (samples per code, the start token, ...)."""
+        return {}
 
 
 class Generates(Family):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..modules.sampling import draw_token
-from ..modules.stepper import RecurrentStepper, lstm_layers
-from ..modules.transformer import CachedSampler, causal_transformer
+from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
+from ..modules.transformer import CachedSampler, causal_transformer, step_model
 from . import register
 from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig, tf
 
@@ -173,3 +173,28 @@ class CodePrior(OnLatents, ContinuesAudio):
         audio = np.concatenate([up.decode(self.upstream_model, codes[:, i:i + DECODE_STEPS])
                                 for i in range(0, codes.shape[1], DECODE_STEPS)], axis=1)
         return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
+
+    def exports(self, model):
+        """One sampling step with its cache (the Transformer's keys and values, the LSTM's
+        states), and the upstream's decoder that turns the codes into audio."""
+        step = step_model(model) if self.config.architecture == "transformer" \
+            else recurrent_step_model(model, keras.Input((), dtype="int32", name="token"),
+                                      model.get_layer("embed"), model.get_layer("logits"),
+                                      output="logits")
+        return {"step": step,
+                "decoder": self.upstream_family.exports(self.upstream_model)["decoder"]}
+
+    def export_notes(self, model):
+        c = self.config
+        return {"start_token": self.start_token, "vocabulary": self.start_token + 1,
+                "context": c.context, "architecture": c.architecture,
+                "samples_per_code": self.upstream_family.latent_hop(),
+                "step": ("feed the start token at position 0 with zero caches, then each "
+                         "drawn code at the next position with the caches the step returned "
+                         "(softmax(logits / temperature), never the start token); positions "
+                         f"stop below the context ({c.context}): start a new window primed "
+                         "with the last codes to go on") if c.architecture == "transformer"
+                else ("feed the start token with zero states, then each drawn code with the "
+                      "states the step returned (softmax(logits / temperature), never the "
+                      "start token)"),
+                "decoder": "codes (batch, steps) -> audio (batch, steps * samples_per_code)"}

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..modules.features import analysis_window, fft_features, frame, inverse_fft_features, overlap_add
 from . import register
-from ..modules.stepper import RecurrentStepper, lstm_layers
+from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
 from .base import ConfigError, ContinuesAudio, TrainConfig, tf
 
 import keras  # noqa: E402
@@ -95,6 +95,23 @@ class FFTLSTM(ContinuesAudio):
     def compile(self, model):
         model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0),
                       loss=keras.losses.MeanSquaredError())
+
+    def exports(self, model):
+        """One step with its state: generation is one block at a time."""
+        head = model.get_layer("head").layer if self.config.mode == "seq2seq" \
+            else model.get_layer("next_block")
+        block = keras.Input((self.features,), name="fft_block")
+        return {"step": recurrent_step_model(model, block, model.get_layer("embed").layer,
+                                             head)}
+
+    def export_notes(self, model):
+        c = self.config
+        return {"rate": self.rate, "block": c.block, "hop": self.hop,
+                "step": f"fft_block (batch, {self.features}): the real and imaginary rfft "
+                        f"(divided by sqrt(block)) of a windowed block of {c.block} samples "
+                        f"(blocks every {self.hop}), and h_i, c_i (zeros to start) -> the "
+                        "next block's, and the states for the next step; overlap-add the "
+                        "inverse rfft of the blocks"}
 
     def stepper(self, model, temperature: float) -> RecurrentStepper:
         embed = model.get_layer("embed").layer

@@ -163,13 +163,16 @@ class LSTMGAN(TwoNetworks, keras.Model):
     def generate_audio(self, noise, beats=None, training=False):
         """Noise (batch, steps, noise_dim) [+ beats (batch, 2)] → (batch, samples), from the
         generator being trained (training=True) or its average (what generation uses)."""
+        generator = self.generator if training else self.average_generator
+        return self.voice(generator, noise, beats, training)
+
+    def voice(self, generator, noise, beats=None, training=False):
+        """What `generator` makes of the noise, with the beat clock and the drift filter."""
         if self.beat_clock:
             steps = ops.shape(noise)[1]
             clock = beat_clock(beats, steps, self.frame_length, self.frame_length / 2, self.rate)
             noise = ops.concatenate([noise, clock], axis=-1)
-        generator = self.generator if training else self.average_generator
-        frames = generator(noise, training=training)
-        return self._output(frames)
+        return self._output(generator(noise, training=training))
 
     def _output(self, frames):
         """Frames → audio; with `drift_filter`, minus its sub-audio drift."""
@@ -253,6 +256,19 @@ class LSTMGAN(TwoNetworks, keras.Model):
 
 
 
+class AveragedVoice(keras.layers.Layer):
+    """The averaged generator with its clock and filter as a layer of its own (for export):
+    noise [and beats] → audio. Holds the generator's weights only."""
+
+    def __init__(self, gan: LSTMGAN, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = gan.average_generator
+        self._voice = gan.voice   # a method: not tracked, so the rest of the GAN stays out
+
+    def call(self, noise, beats=None):
+        return self._voice(self.generator, noise, beats)
+
+
 @register
 class LSTMGANFamily(Generates):
     name = "lstm-gan"
@@ -326,6 +342,34 @@ class LSTMGANFamily(Generates):
         c = self.config
         model.compile(generator_optimizer=keras.optimizers.Adam(c.learning_rate, 0.5, 0.9),
                       critic_optimizer=keras.optimizers.Adam(c.critic_learning_rate, 0.5, 0.9))
+
+    def exports(self, model):
+        noise = keras.Input((None, self.config.noise_dim), name="noise")
+        inputs = [noise]
+        if self.config.beat_clock:
+            inputs.append(keras.Input((2,), name="beats"))
+        audio = AveragedVoice(model, name="voice")(*inputs)
+        return {"generator": keras.Model(inputs, keras.layers.Identity(name="audio")(audio),
+                                         name="generator")}
+
+    def cannot_export(self, fmt):
+        if fmt == "litert":
+            return ("the generator's LSTM runs over the whole noise sequence, which the LiteRT "
+                    "interpreter runs only with TensorFlow's select ops (Flex): export "
+                    "saved_model or onnx")
+        return None
+
+    def export_notes(self, model):
+        c = self.config
+        notes = {"rate": self.rate, "samples_per_noise_step": c.frame,
+                 "generator": f"noise (batch, steps, {c.noise_dim}) standard normal times "
+                              f"the temperature ({self.default_temperature} by default) -> "
+                              f"audio (batch, steps * {c.frame})"}
+        if c.beat_clock:
+            low, high = (float(v) for v in np.asarray(model.tempo_range))
+            notes["beats"] = ("(batch, 2): tempo in BPM and the beat position at the first "
+                              f"sample (0: on a downbeat); trained on {low:.1f}-{high:.1f} BPM")
+        return notes
 
     def controls(self):
         if not self.config.beat_clock:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..modules.features import mu_law_decode, mu_law_encode
 from . import register
-from ..modules.stepper import RecurrentStepper, lstm_layers
+from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
 from .base import ConfigError, ContinuesAudio, TrainConfig, tf
 
 import keras  # noqa: E402  (after base: TensorFlow is imported quietly there)
@@ -81,6 +81,19 @@ class SampleLSTM(ContinuesAudio):
             loss, metrics = keras.losses.MeanSquaredError(), []
         model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0),
                       loss=loss, metrics=metrics)
+
+    def exports(self, model):
+        """One step with its state: generation is one sample at a time."""
+        sample = keras.Input((1,), name="sample")
+        return {"step": recurrent_step_model(model, sample, None, model.layers[-1])}
+
+    def export_notes(self, model):
+        c = self.config
+        out = (f"logits over {c.classes} mu-law classes of the next sample"
+               if c.output == "classes" else "the next sample")
+        return {"rate": self.rate,
+                "step": f"sample (batch, 1) in [-1, 1] and h_i, c_i (zeros to start) -> {out} "
+                        "and the states for the next step"}
 
     def stepper(self, model, temperature: float) -> RecurrentStepper:
         c = self.config

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..modules.conv import decoder, encoder
-from ..modules.quantizer import VectorQuantizer
+from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
 from .base import ConfigError, Encodes, TrainConfig, TwoNetworks, tf
@@ -167,3 +167,18 @@ class VQVAE(Encodes):
         """(batch, steps) codes → (batch, steps * hop) audio."""
         return np.asarray(model.decoder(model.quantizer.lookup(np.asarray(codes, np.int32)),
                                         training=False))
+
+    def exports(self, model):
+        audio = keras.Input((None,), name="audio")
+        codes = NearestCodes(model.quantizer, name="codes")(model.encoder(audio))
+        given = keras.Input((None,), dtype="int32", name="codes")
+        decoded = model.decoder(CodeVectors(model.quantizer, name="vectors")(given))
+        return {"encoder": keras.Model(audio, codes, name="encoder"),
+                "decoder": keras.Model(given, keras.layers.Identity(name="audio")(decoded),
+                                       name="decoder")}
+
+    def export_notes(self, model):
+        return {"samples_per_code": self.hop, "codebook_size": self.config.codes,
+                "encoder": f"audio (batch, samples) at {self.rate} Hz, samples a multiple of "
+                           f"{self.hop} (pad with silence) -> codes (batch, samples / {self.hop})",
+                "decoder": f"codes (batch, steps) -> audio (batch, steps * {self.hop})"}

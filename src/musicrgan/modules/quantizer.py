@@ -38,13 +38,16 @@ class VectorQuantizer(keras.layers.Layer):
         self.ema_sum.assign(self.codebook.value)
         self.built = True
 
-    def indices(self, vectors):
-        """(..., dim) → (...) index of the nearest code (squared Euclidean distance)."""
+    def distances(self, vectors):
+        """(..., dim) → (N, codes) squared Euclidean distance of each vector to each code."""
         flat = ops.reshape(vectors, (-1, self.dim))
-        distances = (ops.sum(flat * flat, axis=1, keepdims=True)
-                     - 2.0 * ops.matmul(flat, ops.transpose(self.codebook))
-                     + ops.sum(self.codebook * self.codebook, axis=1)[None, :])
-        return ops.reshape(ops.argmin(distances, axis=1), ops.shape(vectors)[:-1])
+        return (ops.sum(flat * flat, axis=1, keepdims=True)
+                - 2.0 * ops.matmul(flat, ops.transpose(self.codebook))
+                + ops.sum(self.codebook * self.codebook, axis=1)[None, :])
+
+    def indices(self, vectors):
+        """(..., dim) → (...) index of the nearest code."""
+        return ops.reshape(ops.argmin(self.distances(vectors), axis=1), ops.shape(vectors)[:-1])
 
     def lookup(self, indices):
         return ops.take(self.codebook, indices, axis=0)
@@ -90,3 +93,28 @@ class VectorQuantizer(keras.layers.Layer):
         return {**super().get_config(), "codes": self.codes, "dim": self.dim,
                 "decay": self.decay, "restart_below": self.restart_below,
                 "epsilon": self.epsilon}
+
+
+class NearestCodes(keras.layers.Layer):
+    """A trained quantizer's lookup as a layer of its own (for export): vectors → int32
+    codes."""
+
+    def __init__(self, quantizer: VectorQuantizer, **kwargs):
+        super().__init__(**kwargs)
+        self.quantizer = quantizer
+
+    def call(self, vectors):
+        # TensorFlow's own argmin: keras.ops.argmin's bitcast (for -0.0) has no ONNX op
+        nearest = tf.argmin(self.quantizer.distances(vectors), axis=1, output_type=tf.int32)
+        return ops.reshape(nearest, ops.shape(vectors)[:-1])
+
+
+class CodeVectors(keras.layers.Layer):
+    """The other way (for export): int32 codes → the codebook's vectors."""
+
+    def __init__(self, quantizer: VectorQuantizer, **kwargs):
+        super().__init__(**kwargs)
+        self.quantizer = quantizer
+
+    def call(self, codes):
+        return self.quantizer.lookup(codes)

@@ -73,3 +73,39 @@ class RecurrentStepper:
         """Returns (values (batch, steps, ...), next input, states)."""
         return self._free(tf.convert_to_tensor(x0), states, tf.constant(seed, tf.int32),
                           int(steps))
+
+
+
+class RecurrentStep(keras.layers.Layer):
+    """One step of an (embed →) stacked LSTM → head model as a layer of its own (for
+    export): a step's input and every layer's (h, c) state → the head's output and the new
+    states. Shares the trained model's layers."""
+
+    def __init__(self, cells, embed, head, **kwargs):
+        super().__init__(**kwargs)
+        self.cells, self.embed, self.head = cells, embed, head
+
+    def call(self, x, states):
+        h = self.embed(x) if self.embed is not None else x
+        written = []
+        for cell, (hidden, carry) in zip(self.cells, zip(states[::2], states[1::2])):
+            h, (hidden, carry) = cell(h, [hidden, carry])
+            written += [hidden, carry]
+        return [self.head(h)] + written
+
+
+def recurrent_step_model(model: keras.Model, step_input, embed, head,
+                         output: str = "prediction") -> keras.Model:
+    """`model`'s LSTM layers one step at a time, as a model: inputs `step_input` (a
+    keras.Input for one step: a token, a sample, a block) and h_i, c_i (batch, units) for
+    each LSTM layer i (zeros to start); outputs `output` and the states to feed the next
+    step. `embed` (or None) maps the step's input to the first LSTM's, `head` maps the last
+    LSTM's output to the prediction."""
+    cells = [layer.cell for layer in lstm_layers(model)]
+    step = RecurrentStep(cells, embed, head, name="step")
+    states = [keras.Input((cell.units,), name=f"{kind}_{i}")
+              for i, cell in enumerate(cells) for kind in ("h", "c")]
+    outputs = step(step_input, states)
+    names = [output] + [f"{kind}_{i}_out" for i in range(len(cells)) for kind in ("h", "c")]
+    outputs = [keras.layers.Identity(name=n)(o) for n, o in zip(names, outputs)]
+    return keras.Model([step_input, *states], outputs, name=f"{model.name}_step")

@@ -38,8 +38,9 @@ class TokenAndPosition(keras.layers.Layer):
         return self.tokens(tokens) + self.positions(ops.arange(steps))[None]
 
     def at(self, token, position):
-        """One step: (batch,) tokens at `position` → (batch, width)."""
-        return self.tokens(token) + self.positions(position)[None]
+        """One step: (batch,) tokens at `position` (one for all, or one per row) → (batch,
+        width)."""
+        return self.tokens(token) + ops.reshape(self.positions(position), (-1, self.width))
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "context": self.context,
@@ -59,7 +60,7 @@ class CausalBlock(keras.layers.Layer):
         self.qkv = layers.Dense(3 * width, name="qkv")
         self.mix = layers.Dense(width, name="mix")
         self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
-        self.up = layers.Dense(4 * width, activation="gelu", name="up")
+        self.up = layers.Dense(4 * width, name="up")  # then GELU, in _mlp
         self.down = layers.Dense(width, name="down")
 
     def build(self, input_shape):
@@ -76,7 +77,9 @@ class CausalBlock(keras.layers.Layer):
         return ops.transpose(ops.reshape(x, (b, t, self.heads, self.depth)), (0, 2, 1, 3))
 
     def _mlp(self, x):
-        return x + self.down(self.up(self.norm2(x)))
+        # exact GELU written with erf: TensorFlow's own uses erfc, which ONNX lacks
+        h = self.up(self.norm2(x))
+        return x + self.down(0.5 * h * (1.0 + ops.erf(h / math.sqrt(2.0))))
 
     def call(self, x):
         q, k, v = ops.split(self.qkv(self.norm1(x)), 3, axis=-1)
@@ -91,16 +94,18 @@ class CausalBlock(keras.layers.Layer):
         return self._mlp(x + self.mix(attended))
 
     def step(self, x, keys, values, position):
-        """One position: x (batch, width); keys and values (batch, heads, context, depth)
-        hold the earlier positions (zeros after them). Returns (output, keys, values)."""
+        """One position (one for all rows, or one per row): x (batch, width); keys and values
+        (batch, heads, context, depth) hold the earlier positions (zeros after them).
+        Returns (output, keys, values)."""
         b = ops.shape(x)[0]
         q, k, v = ops.split(self.qkv(self.norm1(x)), 3, axis=-1)
         q, k, v = (ops.reshape(t, (b, self.heads, 1, self.depth)) for t in (q, k, v))
         context = ops.shape(keys)[2]
-        here = ops.reshape(ops.one_hot(position, context), (1, 1, context, 1))
+        here = ops.reshape(ops.one_hot(position, context), (-1, 1, context, 1))
         keys, values = keys + here * k, values + here * v
         scores = ops.matmul(q, ops.transpose(keys, (0, 1, 3, 2)))[:, :, 0] / math.sqrt(self.depth)
-        scores = ops.where((ops.arange(context) <= position)[None, None], scores, -1e9)
+        seen = ops.arange(context)[None, :] <= ops.reshape(position, (-1, 1))
+        scores = ops.where(seen[:, None], scores, -1e9)
         attended = ops.sum(ops.softmax(scores, axis=-1)[..., None] * values, axis=2)
         return self._mlp(x + self.mix(ops.reshape(attended, (b, self.width)))), keys, values
 
@@ -165,3 +170,40 @@ class CachedSampler:
         return np.asarray(self._loop(tf.constant(prefix, tf.int32), int(steps),
                                      tf.constant(float(temperature)), tf.constant(int(top_k)),
                                      tf.constant(int(seed)), tf.constant(int(banned))))
+
+
+class TransformerStep(keras.layers.Layer):
+    """One sampling step of a causal_transformer as a layer of its own (for export): the
+    token at each row's position and every block's key/value cache → next-token logits and
+    the caches with this position written. Shares the trained model's layers."""
+
+    def __init__(self, model: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.embed = model.get_layer("embed")
+        self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
+        self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
+
+    def call(self, token, position, caches):
+        h = self.embed.at(token, position)
+        written = []
+        for block, (keys, values) in zip(self.blocks, zip(caches[::2], caches[1::2])):
+            h, keys, values = block.step(h, keys, values, position)
+            written += [keys, values]
+        return [self.head(self.norm(h))] + written
+
+
+def step_model(model: keras.Model) -> keras.Model:
+    """A causal_transformer's sampling step as a model: inputs token (batch,), position
+    (batch,) and keys_i, values_i (batch, heads, context, depth) for each block i (zeros to
+    start); outputs logits (batch, vocabulary) and the caches to feed the next step."""
+    step = TransformerStep(model, name="step")
+    context = step.embed.context
+    token = keras.Input((), dtype="int32", name="token")
+    position = keras.Input((), dtype="int32", name="position")
+    caches = [keras.Input((block.heads, context, block.depth), name=f"{kind}_{i}")
+              for i, block in enumerate(step.blocks) for kind in ("keys", "values")]
+    outputs = step(token, position, caches)
+    names = ["logits"] + [f"{kind}_{i}_out" for i in range(len(step.blocks))
+                          for kind in ("keys", "values")]
+    outputs = [keras.layers.Identity(name=n)(o) for n, o in zip(names, outputs)]
+    return keras.Model([token, position, *caches], outputs, name="prior_step")
