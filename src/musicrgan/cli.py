@@ -210,7 +210,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    """Encode and decode audio files with an autoencoder run (vqvae): DIR gets each original
+    """Encode and decode audio files with an autoencoder run (vqvae, spec-vae): DIR gets each original
     beside its reconstruction on DIR/index.html (with spectrograms), and the numbers per
     file (multi-resolution STFT distance, mel distance, SI-SDR, ViSQOL) in
     DIR/reconstruct.json."""
@@ -393,7 +393,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
 
     p = add("reconstruct", cmd_reconstruct)
-    p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae)")
+    p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae, spec-vae)")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--out", default="results/reconstructions", help="output folder")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")

@@ -24,7 +24,7 @@ def reconstruct(run: Run | Path, files: list[str], out: Path, checkpoint: str = 
     family = run.family
     if not isinstance(family, Encodes):
         raise RunError(f"{family.name} does not encode audio: reconstruct needs an "
-                       "autoencoder run (vqvae)")
+                       "autoencoder run (vqvae, spec-vae)")
     sources = []
     for name in files:  # every file is read before anything is written
         try:

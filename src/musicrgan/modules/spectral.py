@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import import_tensorflow
+from ..metrics import mel_filterbank
 from .features import frame
 
 import_tensorflow()
@@ -86,3 +87,57 @@ def multiscale_spectral_distance(x, y, scales=(2048, 1024, 512, 256, 128, 64), e
             magnitudes.append(ops.log(ops.sqrt(real * real + imag * imag + 1e-12) + eps))
         total = total + ops.mean(ops.abs(magnitudes[0] - magnitudes[1]))
     return total
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class LogMel(keras.layers.Layer):
+    """(batch, samples) → (batch, samples / hop, mels): natural log of (magnitude + 1e-5)
+    through HTK-mel triangles of a Hann STFT, the audio padded with (n_fft - hop) / 2 zeros
+    each side so there is one frame per hop. `pseudo_inverse` maps mel magnitudes back to
+    linear ones (for Griffin-Lim)."""
+
+    def __init__(self, rate: int, n_fft: int, hop: int, mels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.n_fft, self.hop, self.mels = rate, n_fft, hop, mels
+        bank = mel_filterbank(rate, n_fft, mels).astype("float32")
+        self.bank = bank.T                                            # (bins, mels)
+        self.pseudo_inverse = np.linalg.pinv(bank).T.astype("float32")  # (mels, bins)
+
+    @property
+    def pad(self) -> int:
+        return (self.n_fft - self.hop) // 2
+
+    def spectrum(self, audio):
+        """(real, imag) of the padded audio's STFT: (batch, frames, bins) each."""
+        padded = ops.pad(audio, [[0, 0], [self.pad, self.pad]])
+        return ops.stft(padded, self.n_fft, self.hop, self.n_fft, window="hann", center=False)
+
+    def call(self, audio):
+        real, imag = self.spectrum(audio)
+        magnitude = ops.sqrt(real * real + imag * imag + 1e-12)
+        return ops.log(ops.matmul(magnitude, self.bank) + 1e-5)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "n_fft": self.n_fft,
+                "hop": self.hop, "mels": self.mels}
+
+
+def griffin_lim(log_mel: LogMel, frames, iterations: int, seed: int = 0):
+    """Log-mel frames as `log_mel` makes them → (batch, frames * hop) audio: magnitudes
+    through the filterbank's pseudo-inverse (clipped at zero), phases by Griffin-Lim
+    (Griffin & Lim 1984) from a seeded random start, all rows at once."""
+    magnitude = ops.maximum(ops.matmul(ops.exp(frames) - 1e-5, log_mel.pseudo_inverse), 0.0)
+    angle = 2 * np.pi * np.random.default_rng(seed).random(tuple(magnitude.shape))
+    real, imag = magnitude * np.cos(angle), magnitude * np.sin(angle)
+    n_fft, hop, pad = log_mel.n_fft, log_mel.hop, log_mel.pad
+    samples = int(magnitude.shape[1]) * hop
+
+    def to_audio(real, imag):
+        audio = ops.istft((real, imag), n_fft, hop, n_fft, window="hann", center=False)
+        return audio[:, pad:pad + samples]
+
+    for _ in range(iterations):
+        real, imag = log_mel.spectrum(to_audio(real, imag))
+        scale = magnitude / ops.sqrt(real * real + imag * imag + 1e-12)
+        real, imag = real * scale, imag * scale
+    return to_audio(real, imag)
