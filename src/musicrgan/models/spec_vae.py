@@ -205,9 +205,7 @@ class SpecVAEModel(TwoNetworks, keras.Model):
     def test_step(self, audio):
         reconstruction, extra, _, indices = self._step_losses(audio, False, None)
         if self.quantizer is not None:
-            counts = ops.sum(ops.one_hot(ops.reshape(indices, (-1,)), self.codes), axis=0)
-            p = counts / ops.maximum(ops.sum(counts), 1.0)
-            perplexity = ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
+            perplexity = self.quantizer.perplexity(indices)
             return self._track(reconstruction + self.commitment * extra, reconstruction,
                                extra, perplexity, 0.0)
         return self._track(reconstruction + self.kl_weight * extra, reconstruction, extra, 1.0)

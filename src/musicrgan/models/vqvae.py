@@ -106,9 +106,7 @@ class VQVAEModel(TwoNetworks, keras.Model):
 
     def test_step(self, audio):
         reconstruction, commitment, _, indices = self._step_losses(audio, False)
-        counts = ops.sum(ops.one_hot(ops.reshape(indices, (-1,)), self.codes), axis=0)
-        p = counts / ops.maximum(ops.sum(counts), 1.0)
-        perplexity = ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
+        perplexity = self.quantizer.perplexity(indices)
         return self._track(reconstruction + self.commitment * commitment, reconstruction,
                            commitment, perplexity, 0.0)
 

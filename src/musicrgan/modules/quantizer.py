@@ -85,9 +85,13 @@ class VectorQuantizer(keras.layers.Layer):
         self.ema_sum.assign(ops.where(dead[:, None], fresh, ema_sum))
         self.ema_count.assign(ops.where(dead, ops.ones_like(ema_count), ema_count))
 
+        return self.perplexity(indices), ops.sum(ops.cast(dead, "float32"))
+
+    def perplexity(self, indices):
+        """How many codes `indices` effectively use: exp of their histogram's entropy."""
+        counts = ops.sum(ops.one_hot(ops.reshape(indices, (-1,)), self.codes), axis=0)
         p = counts / ops.maximum(ops.sum(counts), 1.0)
-        perplexity = ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
-        return perplexity, ops.sum(ops.cast(dead, "float32"))
+        return ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
 
     def get_config(self):
         return {**super().get_config(), "codes": self.codes, "dim": self.dim,
