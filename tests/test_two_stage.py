@@ -139,13 +139,17 @@ def test_evaluate_on_an_autoencoder_reports_its_reconstruction(vqvae, capsys):
 
 def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path, capsys):
     from test_evaluate import assert_page_files_exist
+    (tmp_path / "other").mkdir()
     files = [write_wav(tmp_path / "long.wav", chord(2.5, 8000), 8000),
-             write_wav(tmp_path / "short.wav", chord(0.3, 8000), 8000)]
+             write_wav(tmp_path / "short.wav", chord(0.3, 8000), 8000),
+             write_wav(tmp_path / "other" / "short.wav", chord(0.5, 8000), 8000)]
     out = tmp_path / "rec"
     status, printed, err = cli(capsys, "reconstruct", vqvae, *files, "--out", out)
     assert status == 0, err
     result = json.loads((out / "reconstruct.json").read_text())["files"]
-    assert set(result) == {"long.wav", "short.wav"}
+    # a second file of the same name gets its own outputs, not the first one's
+    assert set(result) == {"long.wav", "short.wav", "short-2.wav"}
+    assert sf.info(out / "short-2_original.wav").frames == int(0.5 * 8000)
     assert 1 <= result["long.wav"]["visqol"] <= 5 and result["short.wav"]["visqol"] is None
     assert all(np.isfinite(r["mr_stft"]) for r in result.values())
     assert "long.wav: visqol" in printed

@@ -35,26 +35,26 @@ def reconstruct(run: Run | Path, files: list[str], out: Path, checkpoint: str = 
             raise RequestError("files", f"{name} is longer than {MAX_SECONDS} s: cut it first")
         if clip.size == 0:
             raise RequestError("files", f"{name} holds no audio")
-        sources.append((Path(name), clip))
+        sources.append((_unique_name(Path(name), [n for n, _ in sources]), clip))
     out = writable_folder(out, "output folder")
     model = run.model(checkpoint)
     results, cards, rows = {}, [], []
-    for source, clip in sources:
+    for label, clip in sources:
         decoded = family.reconstruct(model, clip[None])[0]
         # ViSQOL needs about 2 s to compare (its patches); shorter files get none
         long_enough = clip.size >= VISQOL_SECONDS * family.rate
         scores = {"visqol": None, **metrics.reconstruction_metrics(
             clip, decoded, family.rate, with_visqol=long_enough)}
-        stem = source.stem
+        stem = label.stem
         for kind, x in (("original", clip), ("reconstruction", decoded)):
             audio.write_wav(out / f"{stem}_{kind}.wav", x, family.rate)
             spectrogram_png(x, family.rate, out / "img" / f"{stem}_{kind}.png")
             cards.append(clip_card(f"{stem}_{kind}.wav", f"img/{stem}_{kind}.png",
-                                   f"{source.name}: {kind}"))
-        results[source.name] = {k: None if v is None else round(float(v), 4)
+                                   f"{label.name}: {kind}"))
+        results[label.name] = {k: None if v is None else round(float(v), 4)
                                 for k, v in scores.items()}
-        rows.append([source.name] + ["-" if v is None else f"{v:.3g}"
-                                     for v in results[source.name].values()])
+        rows.append([label.name] + ["-" if v is None else f"{v:.3g}"
+                                     for v in results[label.name].values()])
     header = ["file"] + list(next(iter(results.values())))
     body = (f"<p>Each file beside its reconstruction by <code>{run.path}</code> "
             f"({family.name}, {run.state['epochs_done']} epochs, "
@@ -66,3 +66,13 @@ def reconstruct(run: Run | Path, files: list[str], out: Path, checkpoint: str = 
         {"run": str(run.path), "checkpoint": run.checkpoint(checkpoint).name,
          "files": results}, indent=1))
     return results
+
+
+def _unique_name(path: Path, taken: list[Path]) -> Path:
+    """The file's name, or NAME-2, NAME-3... if an earlier file of the call has it (two
+    files of one name in different folders must not overwrite each other's outputs)."""
+    names, name, k = {p.name for p in taken}, Path(path.name), 1
+    while name.name in names:
+        k += 1
+        name = Path(f"{path.stem}-{k}{path.suffix}")
+    return name
