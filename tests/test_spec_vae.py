@@ -1,9 +1,11 @@
 """spec-vae beyond the contract test (which covers its Gaussian, conv variant): the KL
 annealing schedules, Griffin-Lim getting a sound back from its log-mel frames, and the
 residual, vector-quantized variant training through the CLI (its reconstruction falling),
-generating from its codebook's usage, and offering its codes to a code prior."""
+generating from its codebook's usage, and a code prior trained on its codes generating
+through it."""
 
 import numpy as np
+import soundfile as sf
 
 from conftest import cli, tiny_config
 from musicrgan import import_tensorflow
@@ -68,3 +70,14 @@ def test_vq_residual_variant_trains_generates_and_feeds_a_code_prior(techno, tmp
                                "--out", tmp_path / "songs", "--quiet")
     assert status == 0, err
     assert len(printed.split()) == 2
+
+    # its codes are a code prior's to learn: the chain trains and generates through the CLI
+    prior = tmp_path / "prior"
+    status, _, err = cli(capsys, "train", "new", prior, "--model", "code-prior", "--upstream",
+                         folder, "--config", tiny_config("code-prior"), "--epochs", "1")
+    assert status == 0, err
+    status, printed, err = cli(capsys, "generate", prior, "--n", "1", "--seconds", "1",
+                               "--out", tmp_path / "prior-songs", "--quiet")
+    assert status == 0, err
+    song, rate = sf.read(printed.split()[0])
+    assert rate == 8000 and song.shape == (8000,) and np.isfinite(song).all()

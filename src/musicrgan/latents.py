@@ -62,7 +62,8 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
             pass  # a damaged marker: check the files again below
     folder.mkdir(parents=True, exist_ok=True)
     family, model = upstream.family, upstream.model("best")
-    chunk = max(1, int(CHUNK_SECONDS * family.rate) // family.hop) * family.hop
+    hop = family.latent_hop()
+    chunk = max(1, int(CHUNK_SECONDS * family.rate) // hop) * hop
     todo = [(split, name, frames) for split, files in listing["files"].items()
             for name, frames in files.items()
             if not (folder / split / f"{name}.npy").is_file()]
