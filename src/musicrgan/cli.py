@@ -227,7 +227,7 @@ def cmd_export(args) -> int:
     """Write what a run's model is outside musicrgan: saved_model (TensorFlow), onnx
     (onnxruntime) or litert (the LiteRT / TensorFlow Lite interpreter). An autoencoder gives
     its encoder and decoder, code-prior one sampling step with its cache (and its upstream's
-    decoder), lstm-gan its generator, the LSTM regressors their model. DIR/export.json names
+    decoder), lstm-gan its generator, the LSTM regressors their step with its state. DIR/export.json names
     each network's inputs and outputs and how to use them."""
     from .export import export
     manifest = export(Path(args.run), args.format, Path(args.out), args.checkpoint)

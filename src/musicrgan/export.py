@@ -2,7 +2,7 @@
 run outside musicrgan, through Keras 3's `Model.export`. Which networks that is, the family
 says (`Family.exports`): an autoencoder's encoder and decoder, the code prior's sampling
 step with its cache (and its upstream's decoder), lstm-gan's averaged generator, the LSTM
-regressors' model. DIR gets one file (a folder for saved_model) per network and
+regressors' step with its state. DIR gets one file (a folder for saved_model) per network and
 DIR/export.json: each network's inputs and outputs in order, with their shapes and types,
 and the family's notes on how to use them.
 

@@ -80,6 +80,24 @@ def _checked(key: str, value, annotation) -> object:
     return float(value) if kind == "float" else value
 
 
+class RunningMeans:
+    """For a keras.Model with a train_step of its own: `start_tracking(names)` makes one
+    running mean per name, which are the model's metrics; `_track(*values)` updates them in
+    that order and returns the logs."""
+
+    def start_tracking(self, names) -> None:
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _track(self, *values) -> dict:
+        for tracker, value in zip(self.trackers.values(), values):
+            tracker.update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
 class TwoNetworks:
     """For a keras.Model made of two sub-models passed first to its constructor (a GAN's
     generator and discriminator, an autoencoder's encoder and decoder), named by NETWORKS,
@@ -298,6 +316,12 @@ class Encodes(Family):
         """For a family whose latents are codes of a codebook (integers below this): its
         size; None for continuous latents."""
         return None
+
+    def whole_steps(self, audio: np.ndarray) -> np.ndarray:
+        """(batch, samples) float32 audio padded with silence to whole latent steps."""
+        audio = np.asarray(audio, np.float32)
+        pad = -audio.shape[1] % self.latent_hop()
+        return np.pad(audio, ((0, 0), (0, pad))) if pad else audio
 
     def reconstruct(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
         return self.decode(model, self.encode(model, audio))[:, :audio.shape[1]]

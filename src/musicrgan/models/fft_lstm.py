@@ -96,13 +96,16 @@ class FFTLSTM(ContinuesAudio):
         model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0),
                       loss=keras.losses.MeanSquaredError())
 
+    def _head(self, model):
+        """The Dense that makes the next block (without seq2seq's TimeDistributed)."""
+        return model.get_layer("head").layer if self.config.mode == "seq2seq" \
+            else model.get_layer("next_block")
+
     def exports(self, model):
         """One step with its state: generation is one block at a time."""
-        head = model.get_layer("head").layer if self.config.mode == "seq2seq" \
-            else model.get_layer("next_block")
         block = keras.Input((self.features,), name="fft_block")
         return {"step": recurrent_step_model(model, block, model.get_layer("embed").layer,
-                                             head)}
+                                             self._head(model))}
 
     def export_notes(self, model):
         c = self.config
@@ -114,10 +117,6 @@ class FFTLSTM(ContinuesAudio):
                         "inverse rfft of the blocks"}
 
     def stepper(self, model, temperature: float) -> RecurrentStepper:
-        embed = model.get_layer("embed").layer
-        head_layer = model.get_layer("head").layer if self.config.mode == "seq2seq" \
-            else model.get_layer("next_block")
-
         def feedback(prediction, seed):
             if temperature > 0:  # noise relative to the block's own size keeps it from settling
                 rms = ops.sqrt(ops.mean(ops.square(prediction), axis=-1, keepdims=True))
@@ -126,8 +125,9 @@ class FFTLSTM(ContinuesAudio):
             return prediction, prediction
 
         # Few steps with large matrix products: TF's own (oneDNN) kernels beat XLA's here.
-        return RecurrentStepper([layer.cell for layer in lstm_layers(model)], embed=embed,
-                                head=head_layer, feedback=feedback, jit_compile=False)
+        return RecurrentStepper([layer.cell for layer in lstm_layers(model)],
+                                embed=model.get_layer("embed").layer, head=self._head(model),
+                                feedback=feedback, jit_compile=False)
 
     def generate(self, model, request, progress=None):
         n, samples, prime, seed = (request.n, request.samples(self.rate), request.prime,

@@ -36,7 +36,7 @@ from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics,
 from ..validation import FrechetValidation
 from . import register
 from ..beats import MAX_BPM, MIN_BPM
-from .base import ConfigError, Control, Generates, TrainConfig, TwoNetworks, tf
+from .base import ConfigError, Control, Generates, RunningMeans, TrainConfig, TwoNetworks, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -94,7 +94,7 @@ class LSTMGANConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LSTMGAN(TwoNetworks, keras.Model):
+class LSTMGAN(RunningMeans, TwoNetworks, keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
     NETWORKS = ("generator", "discriminator")
     SETTINGS = ("frame_length", "noise_dim", "feature_matching", "beat_clock", "rate",
@@ -121,8 +121,7 @@ class LSTMGAN(TwoNetworks, keras.Model):
         self.spectrum = LogSpectrum(frame_length, name="spectrum")
         # feature matching also at 4x the frame length: bins of 16 Hz at 16 kHz resolve a kick
         self.fine_spectrum = LogSpectrum(4 * frame_length, name="fine_spectrum")
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("d_loss", "g_loss", "spectral", "d_real", "d_fake")}
+        self.start_tracking(("d_loss", "g_loss", "spectral", "d_real", "d_fake"))
         bands = [frame_length // 2 + 1] * 3 + [2 * frame_length + 1] * 3
         self.validation_distance = ValidationDistance(bands)
 
@@ -238,10 +237,7 @@ class LSTMGAN(TwoNetworks, keras.Model):
         for average, weight in zip(self.average_generator.weights, self.generator.weights):
             average.assign(decay * average + (1.0 - decay) * weight)
 
-        for name, value in (("d_loss", d_loss), ("g_loss", g_loss), ("spectral", spectral),
-                            ("d_real", ops.mean(d_real)), ("d_fake", ops.mean(d_fake))):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return self._track(d_loss, g_loss, spectral, ops.mean(d_real), ops.mean(d_fake))
 
     def test_step(self, data):
         real, beats = data if self.beat_clock else (data, None)

@@ -112,7 +112,7 @@ class SampleLSTM(ContinuesAudio):
 
         # Thousands of tiny steps: XLA fuses each step's ops, ~1.5x faster than plain TF here.
         return RecurrentStepper([layer.cell for layer in lstm_layers(model)],
-                                embed=lambda x: x, head=head, feedback=feedback, jit_compile=True)
+                                embed=None, head=head, feedback=feedback, jit_compile=True)
 
     def generate(self, model, request, progress=None):
         n, samples, prime, seed = (request.n, request.samples(self.rate), request.prime,

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..modules.conv import residual_unit
-from ..modules.quantizer import VectorQuantizer
+from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import LogMel, griffin_lim
 from . import register
-from .base import ConfigError, Encodes, Generates, TrainConfig, TwoNetworks, tf
+from .base import ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks, tf
 
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
@@ -114,7 +114,7 @@ def _decoder(c: SpecVAEConfig) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class SpecVAEModel(TwoNetworks, keras.Model):
+class SpecVAEModel(RunningMeans, TwoNetworks, keras.Model):
     """Log-mel front end, encoder, Gaussian or vector-quantized latent, decoder."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("rate", "n_fft", "hop", "mels", "latent", "latent_dim", "kl_weight", "anneal",
@@ -136,20 +136,21 @@ class SpecVAEModel(TwoNetworks, keras.Model):
             self.quantizer.build()
         names = ["loss", "reconstruction"] + (["commitment", "perplexity", "dead_codes"]
                                               if latent == "vq" else ["kl", "kl_factor"])
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.start_tracking(names)
 
     def build(self, input_shape=None):
         self.built = True  # encoder and decoder are functional models, built when made
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def features(self, audio):
         """(batch, samples) → the networks' view of its log-mel frames (batch, frames, mels)."""
-        return (self.log_mel(audio) - LOG_MEL_CENTRE) / LOG_MEL_SCALE
+        return self.normalized(self.log_mel(audio))
 
-    def to_log_mel(self, features):
+    @staticmethod
+    def normalized(log_mel):
+        return (log_mel - LOG_MEL_CENTRE) / LOG_MEL_SCALE
+
+    @staticmethod
+    def to_log_mel(features):
         return features * LOG_MEL_SCALE + LOG_MEL_CENTRE
 
     def kl_factor(self):
@@ -210,11 +211,6 @@ class SpecVAEModel(TwoNetworks, keras.Model):
                                extra, perplexity, 0.0)
         return self._track(reconstruction + self.kl_weight * extra, reconstruction, extra, 1.0)
 
-    def _track(self, *values):
-        for tracker, value in zip(self.trackers.values(), values):
-            tracker.update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
-
 
 @register
 class SpecVAE(Encodes, Generates):
@@ -255,11 +251,7 @@ class SpecVAE(Encodes, Generates):
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / latent hop), latent_dim) Gaussian means,
         or (batch, steps) int32 codes for `latent: vq`."""
-        audio = np.asarray(audio, np.float32)
-        pad = -audio.shape[1] % self.steps_hop
-        if pad:
-            audio = np.pad(audio, ((0, 0), (0, pad)))
-        h = model.encoder(model.features(audio), training=False)
+        h = model.encoder(model.features(self.whole_steps(audio)), training=False)
         if model.quantizer is not None:
             return np.asarray(model.quantizer.indices(h)).astype(np.int32)
         return np.asarray(h[..., :self.config.latent_dim], np.float32)
@@ -290,9 +282,8 @@ class SpecVAE(Encodes, Generates):
         """Encoder and decoder on log-mel frames (the mel front end and Griffin-Lim stay
         outside: the notes say how to compute them)."""
         frames = keras.Input((None, self.config.mels), name="log_mel")
-        h = model.encoder((frames - LOG_MEL_CENTRE) / LOG_MEL_SCALE)
+        h = model.encoder(model.normalized(frames))
         if model.quantizer is not None:
-            from ..modules.quantizer import CodeVectors, NearestCodes
             encoder = keras.Model(frames, NearestCodes(model.quantizer, name="codes")(h),
                                   name="encoder")
             given = keras.Input((None,), dtype="int32", name="codes")
@@ -301,7 +292,7 @@ class SpecVAE(Encodes, Generates):
             mean = keras.layers.Identity(name="latents")(h[..., :self.config.latent_dim])
             encoder = keras.Model(frames, mean, name="encoder")
             given = vectors = keras.Input((None, self.config.latent_dim), name="latents")
-        decoded = model.decoder(vectors) * LOG_MEL_SCALE + LOG_MEL_CENTRE
+        decoded = model.to_log_mel(model.decoder(vectors))
         return {"encoder": encoder,
                 "decoder": keras.Model(given, keras.layers.Identity(name="log_mel")(decoded),
                                        name="decoder")}

@@ -21,7 +21,7 @@ from ..modules.conv import decoder, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
-from .base import ConfigError, Encodes, TrainConfig, TwoNetworks, tf
+from .base import ConfigError, Encodes, RunningMeans, TrainConfig, TwoNetworks, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -56,7 +56,7 @@ class VQVAEConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class VQVAEModel(TwoNetworks, keras.Model):
+class VQVAEModel(RunningMeans, TwoNetworks, keras.Model):
     """Encoder, quantizer and decoder with the VQ-VAE train step."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
@@ -71,15 +71,10 @@ class VQVAEModel(TwoNetworks, keras.Model):
         self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in (
-            "loss", "reconstruction", "commitment", "perplexity", "dead_codes")}
+        self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
 
     def build(self, input_shape=None):
         self.built = True  # encoder and decoder are functional models, built when made
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def call(self, audio):
         quantized, _ = self.quantizer(self.encoder(audio))
@@ -109,11 +104,6 @@ class VQVAEModel(TwoNetworks, keras.Model):
         perplexity = self.quantizer.perplexity(indices)
         return self._track(reconstruction + self.commitment * commitment, reconstruction,
                            commitment, perplexity, 0.0)
-
-    def _track(self, *values):
-        for tracker, value in zip(self.trackers.values(), values):
-            tracker.update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
 
 
 @register
@@ -154,11 +144,7 @@ class VQVAE(Encodes):
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / hop)) int32 codes (the audio is padded
         with silence to whole codes)."""
-        audio = np.asarray(audio, np.float32)
-        pad = -audio.shape[1] % self.hop
-        if pad:
-            audio = np.pad(audio, ((0, 0), (0, pad)))
-        latents = model.encoder(audio, training=False)
+        latents = model.encoder(self.whole_steps(audio), training=False)
         return np.asarray(model.quantizer.indices(latents)).astype(np.int32)
 
     def decode(self, model, codes):

@@ -6,16 +6,39 @@ from .. import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 
 def lstm_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
 
 
+class RecurrentStep(keras.layers.Layer):
+    """One step of an (embed →) stacked LSTM → head model as a layer of its own (what
+    RecurrentStepper loops over, and what export writes): a step's input and every layer's
+    state [h_0, c_0, h_1, ...] → the head's output and the new states. Shares the trained
+    model's layers."""
+
+    def __init__(self, cells, embed, head, **kwargs):
+        super().__init__(**kwargs)
+        self.cells, self.embed, self.head = cells, embed, head
+
+    def empty_states(self, batch) -> list:
+        return [ops.zeros((batch, cell.units)) for cell in self.cells for _ in ("h", "c")]
+
+    def call(self, x, states):
+        h = self.embed(x) if self.embed is not None else x
+        written = []
+        for cell, (hidden, carry) in zip(self.cells, zip(states[::2], states[1::2])):
+            h, (hidden, carry) = cell(h, [hidden, carry])
+            written += [hidden, carry]
+        return [self.head(h)] + written
+
+
 class RecurrentStepper:
     """Runs stacked LSTM cells one step at a time inside one compiled `tf.while_loop`.
 
-    `embed(x)` maps a step's input to the first cell's input, `head(h)` maps the last
+    `embed(x)` (or None) maps a step's input to the first cell's input, `head(h)` maps the last
     cell's output to a prediction, and `feedback(prediction, step_seed)` turns the
     prediction into (next input, emitted value). `prime` reads given inputs (teacher
     forcing) to set the state; `run` then feeds each output back as the next input. State
@@ -24,21 +47,17 @@ class RecurrentStepper:
     """
 
     def __init__(self, cells, embed, head, feedback, jit_compile: bool = True):
-        self.cells, self.embed, self.head, self.feedback = cells, embed, head, feedback
+        self.step, self.feedback = RecurrentStep(cells, embed, head), feedback
         self._prime = tf.function(self._prime_loop, reduce_retracing=True)
         # XLA fuses the small per-step ops; the loop's length is a trace-time constant.
         self._free = tf.function(self._free_loop, jit_compile=jit_compile)
 
     def initial_state(self, batch: int):
-        return [[tf.zeros((batch, c.units)), tf.zeros((batch, c.units))] for c in self.cells]
+        return self.step.empty_states(batch)
 
     def _step(self, x, states):
-        h = self.embed(x)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(list(state))
-        return self.head(h), new_states
+        prediction, *states = self.step(x, states)
+        return prediction, states
 
     def _prime_loop(self, prime, states, seed):
         def body(i, states, _):
@@ -73,26 +92,6 @@ class RecurrentStepper:
         """Returns (values (batch, steps, ...), next input, states)."""
         return self._free(tf.convert_to_tensor(x0), states, tf.constant(seed, tf.int32),
                           int(steps))
-
-
-
-class RecurrentStep(keras.layers.Layer):
-    """One step of an (embed →) stacked LSTM → head model as a layer of its own (for
-    export): a step's input and every layer's (h, c) state → the head's output and the new
-    states. Shares the trained model's layers."""
-
-    def __init__(self, cells, embed, head, **kwargs):
-        super().__init__(**kwargs)
-        self.cells, self.embed, self.head = cells, embed, head
-
-    def call(self, x, states):
-        h = self.embed(x) if self.embed is not None else x
-        written = []
-        for cell, (hidden, carry) in zip(self.cells, zip(states[::2], states[1::2])):
-            h, (hidden, carry) = cell(h, [hidden, carry])
-            written += [hidden, carry]
-        return [self.head(h)] + written
-
 
 def recurrent_step_model(model: keras.Model, step_input, embed, head,
                          output: str = "prediction") -> keras.Model:

@@ -125,6 +125,32 @@ def causal_transformer(vocabulary: int, context: int, width: int, blocks: int, h
     return keras.Model(tokens, logits, name=name)
 
 
+class TransformerStep(keras.layers.Layer):
+    """One sampling step of a causal_transformer as a layer of its own (what CachedSampler
+    loops over, and what export writes): the token at each row's position and every
+    block's key/value cache → next-token logits and the caches with this position written.
+    Shares the trained model's layers."""
+
+    def __init__(self, model: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.embed = model.get_layer("embed")
+        self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
+        self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
+
+    def empty_caches(self, batch) -> list:
+        """Zero keys and values for every block: [keys_0, values_0, keys_1, ...]."""
+        return [ops.zeros((batch, block.heads, self.embed.context, block.depth))
+                for block in self.blocks for _ in ("keys", "values")]
+
+    def call(self, token, position, caches):
+        h = self.embed.at(token, position)
+        written = []
+        for block, (keys, values) in zip(self.blocks, zip(caches[::2], caches[1::2])):
+            h, keys, values = block.step(h, keys, values, position)
+            written += [keys, values]
+        return [self.head(self.norm(h))] + written
+
+
 class CachedSampler:
     """Samples a trained causal_transformer position by position with its key/value cache,
     in one compiled loop: the prefix (batch, P) is read first, then `steps` tokens are
@@ -132,30 +158,21 @@ class CachedSampler:
     the same tokens). P + steps must fit the context."""
 
     def __init__(self, model: keras.Model):
-        self.embed = model.get_layer("embed")
-        self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
-        self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
-        self.context = self.embed.context
+        self.step = TransformerStep(model)
+        self.context = self.step.embed.context
         self._loop = tf.function(self._sample, jit_compile=True)
 
     def _sample(self, prefix, steps, temperature, top_k, seed, banned):
         b, p = tf.shape(prefix)[0], tf.shape(prefix)[1]
-        block = self.blocks[0]
-        shape = (b, block.heads, self.context, block.depth)
-        caches = [(tf.zeros(shape), tf.zeros(shape)) for _ in self.blocks]
+        caches = self.step.empty_caches(b)
         # a token is drawn at every position; those drawn while reading the prefix are dropped
         out = tf.TensorArray(tf.int32, size=p - 1 + steps)
 
         def body(i, token, caches, out):
-            h = self.embed.at(token, i)
-            new = []
-            for blk, (k, v) in zip(self.blocks, caches):
-                h, k, v = blk.step(h, k, v, i)
-                new.append((k, v))
-            drawn = draw_token(self.head(self.norm(h)), temperature, top_k, banned,
-                               tf.stack([seed, i]))
+            logits, *caches = self.step(token, i, caches)
+            drawn = draw_token(logits, temperature, top_k, banned, tf.stack([seed, i]))
             nxt = tf.where(i + 1 < p, prefix[:, tf.minimum(i + 1, p - 1)], drawn)
-            return i + 1, nxt, new, out.write(i, drawn)
+            return i + 1, nxt, caches, out.write(i, drawn)
 
         _, _, _, out = tf.while_loop(lambda i, *_: i < p - 1 + steps, body,
                                      (0, prefix[:, 0], caches, out))
@@ -170,26 +187,6 @@ class CachedSampler:
         return np.asarray(self._loop(tf.constant(prefix, tf.int32), int(steps),
                                      tf.constant(float(temperature)), tf.constant(int(top_k)),
                                      tf.constant(int(seed)), tf.constant(int(banned))))
-
-
-class TransformerStep(keras.layers.Layer):
-    """One sampling step of a causal_transformer as a layer of its own (for export): the
-    token at each row's position and every block's key/value cache → next-token logits and
-    the caches with this position written. Shares the trained model's layers."""
-
-    def __init__(self, model: keras.Model, **kwargs):
-        super().__init__(**kwargs)
-        self.embed = model.get_layer("embed")
-        self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
-        self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
-
-    def call(self, token, position, caches):
-        h = self.embed.at(token, position)
-        written = []
-        for block, (keys, values) in zip(self.blocks, zip(caches[::2], caches[1::2])):
-            h, keys, values = block.step(h, keys, values, position)
-            written += [keys, values]
-        return [self.head(self.norm(h))] + written
 
 
 def step_model(model: keras.Model) -> keras.Model:
