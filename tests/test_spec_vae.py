@@ -5,6 +5,7 @@ generating from its codebook's usage, and a code prior trained on its codes gene
 through it."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import cli, tiny_config
@@ -45,6 +46,7 @@ def test_griffin_lim_finds_phases_that_give_back_the_log_mel_frames():
     assert errors[1] < errors[0] / 4 and errors[1] < 0.2, errors
 
 
+@pytest.mark.slow  # 50 s of CPU: two trainings, Griffin-Lim, a chain's generation
 def test_vq_residual_variant_trains_generates_and_feeds_a_code_prior(techno, tmp_path,
                                                                      capsys):
     folder = tmp_path / "vq"
