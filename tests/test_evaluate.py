@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import assert_one_line_error, assert_refused, cli, run_cli, tiny_config as tiny
 from musicrgan.audio import load
 from musicrgan.metrics import DESCRIPTORS, grid_alignment
+from musicrgan.runs import Run
 
 
 class _Refs(HTMLParser):
@@ -111,12 +113,14 @@ def test_generate_writes_and_updates_the_folder_page(trained_run, tmp_path):
     assert_page_files_exist(page, at_least=8)
 
 
+COMPARED = ["fft-lstm", "vqvae+code-prior"]  # a family and a chain
+
+
 def compare_cli(techno, out, budget="0.01"):
-    return run_cli("compare", "--data", techno, "--models", "sample-lstm,fft-lstm,lstm-gan",
+    return run_cli("compare", "--data", techno, "--models", ",".join(COMPARED),
                    "--budget-minutes", budget, "--out", out, "--n", "2", "--seconds", "60",
-                   "--config", f"sample-lstm={tiny('sample-lstm')}",
-                   "--config", f"fft-lstm={tiny('fft-lstm')}",
-                   "--config", f"lstm-gan={tiny('lstm-gan')}", "--quiet")
+                   *[arg for family in ("fft-lstm", "vqvae", "code-prior")
+                     for arg in ("--config", f"{family}={tiny(family)}")], "--quiet")
 
 
 @pytest.fixture(scope="module")
@@ -132,35 +136,50 @@ def test_compare_trains_evaluates_and_reports_every_family(compared):
     summary = json.loads((out / "compare.json").read_text())
     # clips of 60 s asked, from a corpus of loops under 4 s: the longest clip it allows
     assert "comparing clips of" in proc.stderr and 3 < summary["seconds"] <= 4
-    families = ["sample-lstm", "fft-lstm", "lstm-gan"]
+    families = COMPARED
     assert list(summary["results"]) == families
     assert summary["best"] == min(families, key=lambda k: summary["results"][k]["frechet"]
                                   ["generated_vs_test"])
     assert f"best: {summary['best']}" in proc.stdout
-    for name in families:
-        r = summary["results"][name]
-        assert r["epochs"] >= 1 and r["training_seconds"] > 0
-        assert (out / "runs" / name / "history.csv").is_file()
+    r = summary["results"]["fft-lstm"]
+    assert r["epochs"] >= 1 and r["training_seconds"] > 0
+    assert (out / "runs" / "fft-lstm" / "history.csv").is_file()
+    # the chain: a code-prior trained on the latents of the vqvae beside it, both stages and
+    # the encoding between them counted in its training time and parameters
+    chain = summary["results"]["vqvae+code-prior"]
+    first, second = out / "runs" / "vqvae+code-prior" / "vqvae", Path(chain["run"])
+    assert second == out / "runs" / "vqvae+code-prior" / "code-prior"
+    upstream = yaml.safe_load((second / "config.yaml").read_text())["upstream"]
+    assert Path(upstream["run"]) == first.resolve()
+    first_state, second_state = (json.loads((r / "state.json").read_text()) for r in (first, second))
+    assert chain["epochs"] == f"{first_state['epochs_done']}+{second_state['epochs_done']}"
+    stages = chain["stages"]
+    assert stages["encoding_seconds"] > 0 and chain["training_seconds"] == pytest.approx(
+        stages["upstream_training_seconds"] + stages["encoding_seconds"]
+        + sum(row["seconds"] for row in second_state["history"]), abs=0.2)
+    assert chain["parameters"] == sum(Run(r).model().count_params() for r in (first, second))
     report = (out / "report.md").read_text()
     for name in families:
-        assert re.search(rf"^\| {name} \| \d+\.\d \|", report, re.M), report
+        assert re.search(rf"^\| {re.escape(name)} \| \d+\.\d \|", report, re.M), report
     assert "white noise" in report and "corpus train split" in report
     page = out / "index.html"
     # per family 2 players + 2 spectrograms, a player and a spectrogram for the one corpus
     # test loop as long as the clips, and the loss curves
-    assert_page_files_exist(page, at_least=3 * 4 + 2 + 1)
+    assert_page_files_exist(page, at_least=2 * 4 + 2 + 1)
     text = page.read_text()
-    assert text.count("<audio") == 7 and 'class="best"' in text
+    assert text.count("<audio") == 5 and 'class="best"' in text
 
 
 def test_compare_resumes_without_training_again(compared, techno):
     out, _ = compared
     before = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
-              for n in ("sample-lstm", "fft-lstm", "lstm-gan")}
+              for n in ("fft-lstm", "vqvae+code-prior/vqvae",
+                        "vqvae+code-prior/code-prior")}
     proc = compare_cli(techno, out)
     assert proc.returncode == 0, proc.stderr
     assert "== fft-lstm: evaluating" in proc.stderr  # (the notes go to stderr)
     assert "training for" not in proc.stderr  # every run has used its budget
+    assert "encoding the corpus" not in proc.stderr
     after = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
              for n in before}
     assert after == before
@@ -170,6 +189,11 @@ def test_compare_bad_arguments(techno, tmp_path, capsys):
     base = ["compare", "--data", techno, "--budget-minutes", "1", "--out", tmp_path / "o"]
     assert_one_line_error(run_cli(*base, "--models", "fft-lstm,wavenet"), "unknown model family")
     assert_refused(cli(capsys, *base, "--models", ","), "--models")
+    assert_refused(cli(capsys, *base, "--models", "code-prior"), "name the chain")
+    assert_refused(cli(capsys, *base, "--models", "lstm-gan+code-prior"),
+                   "first stage must encode")
+    assert_refused(cli(capsys, *base, "--models", "vqvae+code-prior", "--upstream-share", "1"),
+                   "--upstream-share")
     assert_refused(cli(capsys, "compare", "--data", tmp_path / "none", "--models", "fft-lstm",
                        "--budget-minutes", "1", "--out", tmp_path / "o"), "corpus not found")
     assert_refused(cli(capsys, *base, "--models", "fft-lstm", "--config", "lstm-gan=x.yaml"),
@@ -190,7 +214,7 @@ def test_pages_load_in_a_real_browser(compared, trained_run, tmp_path):
     out, _ = compared
     assert run_cli("generate", trained_run, "--n", "2", "--seconds", "1",
                    "--out", tmp_path / "gen", "--quiet").returncode == 0
-    for page, media in ((out / "index.html", 15), (tmp_path / "gen" / "index.html", 4)):
+    for page, media in ((out / "index.html", 11), (tmp_path / "gen" / "index.html", 4)):
         dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
                               "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
                              capture_output=True, text=True, timeout=120).stdout

@@ -260,11 +260,14 @@ def cmd_compare(args) -> int:
         family, sep, path = item.partition("=")
         if not sep:
             raise UsageError(f"--config takes FAMILY=FILE, got {item!r}")
-        if family not in families:
+        if family not in {stage for entry in families for stage in entry.split("+")}:
             raise UsageError(f"--config names {family}, which is not in --models")
         configs[family] = _load_config_file(path, None)
+    if not 0 < args.upstream_share < 1:
+        raise UsageError(f"--upstream-share must be between 0 and 1, got {args.upstream_share:g}")
     summary = compare(args.data, families, args.budget_minutes, args.out, configs=configs,
-                      n=args.n, seconds=args.seconds, seed=args.seed, progress=not args.quiet)
+                      n=args.n, seconds=args.seconds, seed=args.seed,
+                      upstream_share=args.upstream_share, progress=not args.quiet)
     header, rows = summary_table(summary)
     print("\n" + "  ".join(f"{h}" for h in header[:3] + header[7:]))
     for row in rows[:len(families)]:
@@ -381,12 +384,17 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
 
     p = add("compare", cmd_compare)
     p.add_argument("--data", required=True, help="corpus folder")
-    p.add_argument("--models", required=True, help="comma-separated families")
+    p.add_argument("--models", required=True,
+                   help="comma-separated families; FIRST+SECOND for a two-stage chain, "
+                        "e.g. lstm-gan,vqvae+code-prior")
     p.add_argument("--budget-minutes", type=_positive_float, required=True,
-                   help="training time per family")
+                   help="training time per family (a chain's counts both stages and the "
+                        "encoding between them)")
+    p.add_argument("--upstream-share", type=float, default=0.6,
+                   help="share of a chain's budget its first stage trains for (default 0.6)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--config", action="append", metavar="FAMILY=FILE",
-                   help="YAML config for one family (repeatable)")
+                   help="YAML config for one family, wherever it trains (repeatable)")
     p.add_argument("--n", type=int, default=4, help="clips per family")
     p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)

@@ -3,11 +3,16 @@ evaluate each the same way, and write one report to read (report.md) and listen 
 (index.html).
 
     DIR/runs/<family>/      each family's run folder (train continue works on it)
+    DIR/runs/<A+B>/A, .../B a two-stage entry's two runs (B trained --upstream A)
     DIR/clips/<family>/     its evaluation clips, DIR/corpus/ held-out corpus clips
     DIR/img/                spectrograms and loss curves
     DIR/compare.json        every number of the report; "best" is the family with the
                             lowest Fréchet distance to the test split
     DIR/report.md, DIR/index.html
+
+A two-stage entry `A+B` (e.g. `vqvae+code-prior`) gets the same budget as a family, counting
+both stages and the encoding of the corpus between them: A trains for `upstream_share` of
+it, the corpus is encoded into A's latent cache, and B trains for what is left.
 
 Re-running the same command resumes: a run that has used its budget is only evaluated.
 """
@@ -18,6 +23,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +43,17 @@ MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
 
 def compare(data: str | Path, families: list[str], budget_minutes: float, out: str | Path, *,
             configs: dict[str, dict] | None = None, n: int = 4, seconds: float = 4.0,
-            seed: int = 0, progress: bool = True) -> dict:
-    from .models import family_names
+            seed: int = 0, upstream_share: float = 0.6, progress: bool = True) -> dict:
+    """`families`: family names, or `A+B` for a second stage B over a first stage A; configs
+    are keyed by family name and apply wherever that family trains."""
     out, data = Path(out), Path(data)
-    unknown = [f for f in families if f not in family_names()]
-    if unknown:
-        raise RunError(f"unknown model famil{'ies' if len(unknown) > 1 else 'y'} "
-                       f"{', '.join(unknown)}; choose from {', '.join(family_names())}")
+    for entry in families:
+        check_entry(entry)
     if len(set(families)) != len(families):
         raise RunError("the families to compare name one twice")
+    if not 0 < upstream_share < 1:
+        raise RunError(f"the upstream's share of a two-stage budget must be between 0 and 1, "
+                       f"got {upstream_share:g}")
     longest = longest_clip_seconds(data, "test")
     if longest < seconds:
         log.info(f"note: the longest test file of {data} is {longest:g} s, shorter than "
@@ -53,25 +61,92 @@ def compare(data: str | Path, families: list[str], budget_minutes: float, out: s
         seconds = longest
     budget = budget_minutes * 60.0
     results = {}
+    configs = configs or {}
     for name in families:
-        folder = out / "runs" / name
-        if (folder / CONFIG).exists():
-            run = Run(folder)
+        if "+" in name:
+            run, spent_before = _train_chain(name, data, out, configs, budget, upstream_share,
+                                             progress)
         else:
-            run = Run.create(folder, name, data, (configs or {}).get(name))
-        if _needs_training(run, budget):
-            spent = training_seconds(run.state)
-            log.info(f"\n== {name}: training for {(budget - spent) / 60:.2g} of "
-                     f"{budget_minutes:g} min")
-            run.train(MAX_EPOCHS, budget_seconds=budget, verbose=None if progress else 0)
+            run = _open(out / "runs" / name, name, data, configs)
+            _train(run, name, budget, progress)
         log.info(f"== {name}: evaluating")
         results[name] = evaluate(run, data=str(data), n=n, seconds=seconds, seed=seed,
                                  progress=progress)
+        if "+" in name:  # what both stages cost
+            upstream, r = run.upstream(), results[name]
+            upstream_seconds = training_seconds(upstream.state)
+            r.update({"training_seconds": r["training_seconds"] + spent_before,
+                      "parameters": r["parameters"] + int(upstream.model().count_params()),
+                      "epochs": f"{upstream.state['epochs_done']}+{r['epochs']}",
+                      "stages": {"upstream": str(upstream.path),
+                                 "upstream_training_seconds": upstream_seconds,
+                                 "encoding_seconds": round(spent_before - upstream_seconds, 1)}})
     best = min(results, key=lambda k: results[k]["frechet"]["generated_vs_test"])
     summary = {"data": str(data), "budget_minutes": budget_minutes, "n": n, "seconds": seconds,
                "seed": seed, "families": families, "best": best, "results": results}
     _write_report(out, data, summary)
     return summary
+
+
+def check_entry(entry: str) -> None:
+    """RunError unless `entry` is a family that trains on audio, or `A+B` with B a family
+    that trains on the latents of A's."""
+    from .models import family_names, get_family
+    from .models.base import Encodes, OnLatents
+    stages = entry.split("+")
+    unknown = [f for f in stages if f not in family_names()]
+    if unknown:
+        raise RunError(f"unknown model famil{'ies' if len(unknown) > 1 else 'y'} "
+                       f"{', '.join(unknown)}; choose from {', '.join(family_names())}")
+    if len(stages) > 2:
+        raise RunError(f"{entry}: a two-stage entry is FIRST+SECOND, e.g. vqvae+code-prior")
+    if len(stages) == 1 and issubclass(get_family(entry), OnLatents):
+        raise RunError(f"{entry} trains on an upstream's latents: name the chain, e.g. "
+                       f"vqvae+{entry}")
+    if len(stages) == 2 and not (issubclass(get_family(stages[0]), Encodes)
+                                 and issubclass(get_family(stages[1]), OnLatents)):
+        raise RunError(f"{entry}: the first stage must encode (vqvae, spec-vae) and the "
+                       "second train on its latents (code-prior)")
+
+
+def _open(folder: Path, family: str, data: Path, configs: dict, upstream: Run | None = None):
+    if (folder / CONFIG).exists():
+        return Run(folder)
+    return Run.create(folder, family, None if upstream else data, configs.get(family),
+                      upstream=upstream.path if upstream else None)
+
+
+def _train(run: Run, label: str, budget: float, progress: bool) -> None:
+    """Train until the run's budget is spent; at least one step, so there is a model to
+    evaluate (a chain's upstream can leave its second stage no time)."""
+    if run.state["epochs_done"] == 0 or _needs_training(run, budget):
+        spent = training_seconds(run.state)
+        log.info(f"\n== {label}: training for {max(budget - spent, 0) / 60:.2g} min")
+        run.train(MAX_EPOCHS, budget_seconds=budget, verbose=None if progress else 0)
+
+
+def _train_chain(entry: str, data: Path, out: Path, configs: dict, budget: float,
+                 share: float, progress: bool) -> tuple[Run, float]:
+    """Train both stages of `A+B` within one budget; the second stage's run and the seconds
+    spent before it trained (the upstream's training and the corpus's encoding)."""
+    first_name, second_name = entry.split("+")
+    folder = out / "runs" / entry
+    first = _open(folder / first_name, first_name, data, configs)
+    second_folder = folder / second_name
+    if not (second_folder / CONFIG).exists():  # the upstream is final once B exists
+        _train(first, f"{entry} ({first_name})", budget * share, progress)
+    encoding = folder / "encoding.json"
+    if not (second_folder / CONFIG).exists():
+        log.info(f"== {entry}: encoding the corpus with {first_name}")
+        started = time.perf_counter()
+        second = _open(second_folder, second_name, data, configs, upstream=first)
+        atomic_write_text(encoding, json.dumps(
+            {"seconds": round(time.perf_counter() - started, 1)}))
+    else:
+        second = Run(second_folder)
+    spent = training_seconds(first.state) + json.loads(encoding.read_text())["seconds"]
+    _train(second, f"{entry} ({second_name})", budget - spent, progress)
+    return second, spent
 
 
 def longest_clip_seconds(data: Path, split: str) -> float:
