@@ -260,7 +260,9 @@ def cmd_compare(args) -> int:
         family, sep, path = item.partition("=")
         if not sep:
             raise UsageError(f"--config takes FAMILY=FILE, got {item!r}")
-        if family not in {stage for entry in families for stage in entry.split("+")}:
+        names = {stage for entry in families for stage in entry.split("+")} | {
+            f"{entry}:{stage}" for entry in families if "+" in entry for stage in entry.split("+")}
+        if family not in names:
             raise UsageError(f"--config names {family}, which is not in --models")
         configs[family] = _load_config_file(path, None)
     if not 0 < args.upstream_share < 1:
@@ -394,7 +396,8 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                    help="share of a chain's budget its first stage trains for (default 0.6)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--config", action="append", metavar="FAMILY=FILE",
-                   help="YAML config for one family, wherever it trains (repeatable)")
+                   help="YAML config for one family, wherever it trains; A+B:B=FILE for one "
+                        "stage of one chain (repeatable)")
     p.add_argument("--n", type=int, default=4, help="clips per family")
     p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)

@@ -44,8 +44,9 @@ MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
 def compare(data: str | Path, families: list[str], budget_minutes: float, out: str | Path, *,
             configs: dict[str, dict] | None = None, n: int = 4, seconds: float = 4.0,
             seed: int = 0, upstream_share: float = 0.6, progress: bool = True) -> dict:
-    """`families`: family names, or `A+B` for a second stage B over a first stage A; configs
-    are keyed by family name and apply wherever that family trains."""
+    """`families`: family names, or `A+B` for a second stage B over a first stage A. configs
+    are keyed by family name (for that family wherever it trains), or by `A+B:B` for one
+    stage of one chain (which wins)."""
     out, data = Path(out), Path(data)
     for entry in families:
         check_entry(entry)
@@ -109,10 +110,12 @@ def check_entry(entry: str) -> None:
                        "second train on its latents (code-prior)")
 
 
-def _open(folder: Path, family: str, data: Path, configs: dict, upstream: Run | None = None):
+def _open(folder: Path, family: str, data: Path, configs: dict, upstream: Run | None = None,
+          entry: str | None = None):
     if (folder / CONFIG).exists():
         return Run(folder)
-    return Run.create(folder, family, None if upstream else data, configs.get(family),
+    config = configs.get(f"{entry}:{family}", configs.get(family))
+    return Run.create(folder, family, None if upstream else data, config,
                       upstream=upstream.path if upstream else None)
 
 
@@ -131,7 +134,7 @@ def _train_chain(entry: str, data: Path, out: Path, configs: dict, budget: float
     spent before it trained (the upstream's training and the corpus's encoding)."""
     first_name, second_name = entry.split("+")
     folder = out / "runs" / entry
-    first = _open(folder / first_name, first_name, data, configs)
+    first = _open(folder / first_name, first_name, data, configs, entry=entry)
     second_folder = folder / second_name
     if not (second_folder / CONFIG).exists():  # the upstream is final once B exists
         _train(first, f"{entry} ({first_name})", budget * share, progress)
@@ -139,7 +142,7 @@ def _train_chain(entry: str, data: Path, out: Path, configs: dict, budget: float
     if not (second_folder / CONFIG).exists():
         log.info(f"== {entry}: encoding the corpus with {first_name}")
         started = time.perf_counter()
-        second = _open(second_folder, second_name, data, configs, upstream=first)
+        second = _open(second_folder, second_name, data, configs, upstream=first, entry=entry)
         atomic_write_text(encoding, json.dumps(
             {"seconds": round(time.perf_counter() - started, 1)}))
     else:
