@@ -5,7 +5,8 @@ keeps its optimizer's state; and the family does what its capabilities say: a fa
 `Generates` writes songs of the length asked, the same for the same seed, with exactly the
 controls it declares; a family that `Encodes` gives latents that decode to audio of the
 input's shape; and `musicrgan export` writes what it declares in every format, each of
-which computes what the Keras network does."""
+which computes what the Keras network does (the fast suite exports each family in one
+format, taking the formats in turn; the slow suite in all three)."""
 
 import json
 
@@ -26,17 +27,27 @@ import keras  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def upstreams(techno, tmp_path_factory):
-    """A tiny run of every family that encodes, for the second stages to train on."""
+def trained(techno, tmp_path_factory):
+    """name → the folder of a tiny run of that family trained one epoch through the command
+    line (made once, at first use); a second stage on the first upstream it accepts."""
     from musicrgan.cli import main
     runs = {}
-    for name in family_names():
-        if issubclass(FAMILIES[name], Encodes):
-            folder = tmp_path_factory.mktemp("upstream") / name
-            assert main(["train", "new", str(folder), "--model", name, "--data", str(techno),
+
+    def train(name):
+        if name not in runs:
+            source = ["--data", str(techno)]
+            if issubclass(FAMILIES[name], OnLatents):
+                family = FAMILIES[name](FAMILIES[name].Config(), 16000)
+                fits = [up for up in family_names() if issubclass(FAMILIES[up], Encodes)
+                        and family.accepts(FAMILIES[up](FAMILIES[up].Config(), 16000)) is None]
+                assert fits, f"no registered family encodes what {name} trains on"
+                source = ["--upstream", str(train(fits[0]))]
+            folder = tmp_path_factory.mktemp("run") / name
+            assert main(["train", "new", str(folder), "--model", name, *source,
                          "--config", str(tiny_config(name)), "--epochs", "1"]) == 0
             runs[name] = folder
-    return runs
+        return runs[name]
+    return train
 
 
 def test_every_family_has_a_tiny_preset_and_a_capability():
@@ -46,19 +57,9 @@ def test_every_family_has_a_tiny_preset_and_a_capability():
 
 
 @pytest.mark.parametrize("name", family_names())
-def test_family_trains_saves_loads_and_does_what_it_declares(name, techno, tmp_path, capsys,
-                                                              upstreams):
-    folder = tmp_path / "run"
-    source = ["--data", techno]
-    if issubclass(FAMILIES[name], OnLatents):  # a second stage: on the first upstream it takes
-        family = FAMILIES[name](FAMILIES[name].Config(), 16000)
-        fits = [run for up, run in upstreams.items()
-                if family.accepts(FAMILIES[up](FAMILIES[up].Config(), 16000)) is None]
-        assert fits, f"no registered family encodes what {name} trains on"
-        source = ["--upstream", fits[0]]
-    status, _, err = cli(capsys, "train", "new", folder, "--model", name, *source,
-                         "--config", tiny_config(name), "--epochs", "1")
-    assert status == 0, err
+def test_family_trains_saves_loads_and_does_what_it_declares(name, tmp_path, capsys, trained):
+    folder = trained(name)
+    capsys.readouterr()  # training's progress, if it trained just now
     run = Run(folder)
     assert run.state["epochs_done"] == 1 and [int(r["epoch"]) for r in read_history(folder)] == [1]
     for f in ("config.yaml", "model.keras", "best.keras", "state.json", "history.csv"):
@@ -114,29 +115,46 @@ def test_family_trains_saves_loads_and_does_what_it_declares(name, techno, tmp_p
         assert np.isfinite(decoded).all()
         assert family.reconstruct(model, audio.astype("float32")).shape == audio.shape
 
-    for fmt in FORMATS:
-        out = tmp_path / f"export-{fmt}"
-        result = cli(capsys, "export", folder, "--format", fmt, "--out", out)
-        if family.cannot_export(fmt):  # said in one line, nothing written
-            assert_refused(result, f"{fmt} cannot carry {family.name}")
-            assert not (out / "export.json").exists()
-            continue
-        status, printed, err = result
-        assert status == 0, err
-        manifest = json.loads((out / "export.json").read_text())
-        networks = family.exports(run.model("best"))
-        assert set(manifest["networks"]) == set(networks) and manifest["format"] == fmt
-        for network_name, network in networks.items():
-            described = manifest["networks"][network_name]
-            assert str(out / described["file"]) in printed
-            feeds = example_inputs(network)
-            expected = network(feeds if len(feeds) > 1 else feeds[0])
-            expected = [np.asarray(e) for e in (expected if isinstance(expected, list)
-                                                 else [expected])]
-            got = run_exported(fmt, out / described["file"], described, feeds)
-            assert [g.shape for g in got] == [e.shape for e in expected]
-            for g, e in zip(got, expected):
-                np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
+
+
+def _export_cases():
+    """Every family in every format; the fast suite runs one format per family, in turn, so
+    each format is run there on several families (the slow suite runs them all)."""
+    for i, name in enumerate(family_names()):
+        for j, fmt in enumerate(FORMATS):
+            fast = j == i % len(FORMATS)
+            yield pytest.param(name, fmt, marks=() if fast else pytest.mark.slow,
+                               id=f"{name}-{fmt}")
+
+
+@pytest.mark.parametrize("name, fmt", list(_export_cases()))
+def test_export_computes_what_the_network_does(name, fmt, tmp_path, capsys, trained):
+    folder = trained(name)
+    capsys.readouterr()
+    run = Run(folder)
+    family = run.family
+    out = tmp_path / f"export-{fmt}"
+    result = cli(capsys, "export", folder, "--format", fmt, "--out", out)
+    if family.cannot_export(fmt):  # said in one line, nothing written
+        assert_refused(result, f"{fmt} cannot carry {family.name}")
+        assert not (out / "export.json").exists()
+        return
+    status, printed, err = result
+    assert status == 0, err
+    manifest = json.loads((out / "export.json").read_text())
+    networks = family.exports(run.model("best"))
+    assert set(manifest["networks"]) == set(networks) and manifest["format"] == fmt
+    for network_name, network in networks.items():
+        described = manifest["networks"][network_name]
+        assert str(out / described["file"]) in printed
+        feeds = example_inputs(network)
+        expected = network(feeds if len(feeds) > 1 else feeds[0])
+        expected = [np.asarray(e) for e in (expected if isinstance(expected, list)
+                                             else [expected])]
+        got = run_exported(fmt, out / described["file"], described, feeds)
+        assert [g.shape for g in got] == [e.shape for e in expected]
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
 
 
 def example_inputs(network) -> list:
@@ -171,10 +189,8 @@ def run_exported(fmt: str, path, described: dict, feeds: list) -> list:
     return [results[f"output_{i}"] for i in range(len(described["outputs"]))]
 
 
-def test_export_needs_its_converter_and_says_which(techno, tmp_path, capsys, monkeypatch):
-    folder = tmp_path / "run"
-    assert cli(capsys, "train", "new", folder, "--model", "sample-lstm", "--data", techno,
-               "--config", tiny_config("sample-lstm"), "--epochs", "1")[0] == 0
+def test_export_needs_its_converter_and_says_which(tmp_path, capsys, monkeypatch, trained):
+    folder = trained("sample-lstm")
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..modules import gaussian
 from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import LogMel, griffin_lim
@@ -155,11 +156,7 @@ class SpecVAEModel(RunningMeans, TwoNetworks, keras.Model):
 
     def kl_factor(self):
         """The annealing factor (0..1) at the optimizer's current step."""
-        step = ops.cast(self.optimizer.iterations, "float32")
-        span = float(self.anneal_steps)
-        if self.anneal == "cyclic":
-            return ops.minimum(1.0, 2.0 * ops.mod(step, span) / span)
-        return ops.minimum(1.0, step / span)
+        return gaussian.schedule(self.optimizer.iterations, self.anneal_steps, self.anneal)
 
     def call(self, audio):
         return self.decoder(self.latents(self.features(audio)))
@@ -178,11 +175,9 @@ class SpecVAEModel(RunningMeans, TwoNetworks, keras.Model):
             z, indices = self.quantizer(h)
             extra = self.quantizer.commitment(h, indices)
         else:
-            mean, log_var = h[..., :self.latent_dim], ops.clip(h[..., self.latent_dim:], -10, 10)
-            noise = tf.random.stateless_normal(tf.shape(mean), seed) if training else 0.0
-            z = mean + ops.exp(0.5 * log_var) * noise
-            extra = ops.mean(0.5 * ops.sum(ops.exp(log_var) + mean * mean - 1.0 - log_var,
-                                           axis=-1))
+            mean, log_var = gaussian.split(h, self.latent_dim)
+            z = gaussian.sample(mean, log_var, seed) if training else mean
+            extra = gaussian.kl_to_standard_normal(mean, log_var)
             indices = None
         decoded = self.decoder(z, training=training)
         frames = ops.minimum(ops.shape(decoded)[1], ops.shape(target)[1])

@@ -144,29 +144,15 @@ class VQVAE(Encodes):
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / hop)) int32 codes (the audio is padded
         with silence to whole codes)."""
-        encode, _ = self._graphs(model)
+        encode = self.traced(model, "encode", lambda audio: model.quantizer.indices(
+            model.encoder(audio, training=False)), tf.TensorSpec((None, None), tf.float32))
         return np.asarray(encode(self.whole_steps(audio))).astype(np.int32)
 
     def decode(self, model, codes):
         """(batch, steps) codes → (batch, steps * hop) audio."""
-        _, decode = self._graphs(model)
+        decode = self.traced(model, "decode", lambda codes: model.decoder(
+            model.quantizer.lookup(codes), training=False), tf.TensorSpec((None, None), tf.int32))
         return np.asarray(decode(np.asarray(codes, np.int32)))
-
-    def _graphs(self, model):
-        """Encoding and decoding as graphs traced once per model (any batch and length):
-        about twice the speed of eager calls at batch 1 (bench/bench_two_stage.py)."""
-        if getattr(self, "_graphs_of", (None,))[0] is not model:
-            def encode(audio):
-                return model.quantizer.indices(model.encoder(audio, training=False))
-
-            def decode(codes):
-                return model.decoder(model.quantizer.lookup(codes), training=False)
-
-            self._graphs_of = (
-                model,
-                tf.function(encode, input_signature=[tf.TensorSpec((None, None), tf.float32)]),
-                tf.function(decode, input_signature=[tf.TensorSpec((None, None), tf.int32)]))
-        return self._graphs_of[1:]
 
     def exports(self, model):
         audio = keras.Input((None,), name="audio")
