@@ -10,7 +10,7 @@ from conftest import assert_refused, cli, tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
 from musicrgan.modules import gaussian
-from musicrgan.runs import Run, read_history
+from musicrgan.runs import Run, read_history, state_from_history
 
 import_tensorflow()
 
@@ -91,3 +91,90 @@ def test_the_wasserstein_form_trains_through_the_command_line(techno, tmp_path, 
 
     assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "wave-vae",
                        "--data", techno, "--set", "regularizer=gan"), "regularizer must be kl or mmd")
+
+
+def _weights(path):
+    import keras
+    model = keras.saving.load_model(path, safe_mode=True)
+    return ([np.asarray(w) for w in model.encoder.weights],
+            [np.asarray(w) for w in model.decoder.weights], model)
+
+
+def test_adversarial_phase_fine_tunes_the_decoder_alone_and_survives_kill_minus_nine(
+        techno, tmp_path, capsys):
+    """Autoencoder phase, then `train continue --phase adversarial` killed -9 mid-phase and
+    continued: every epoch once with its phase, the encoder untouched, the decoder changed,
+    the discriminator's optimizer resumed, the autoencoder phase's best kept apart."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    folder = tmp_path / "run"
+    assert cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data", techno,
+               "--config", tiny_config("wave-vae"), "--epochs", "1",
+               "--set", "discriminator=multiperiod")[0] == 0
+    encoder_before, decoder_before, _ = _weights(folder / "model.keras")
+
+    proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "train", "continue", str(folder),
+                             "--phase", "adversarial", "--epochs", "200"],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads((folder / "state.json").read_text())["epochs_done"] >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads((folder / "state.json").read_text())["epochs_done"]
+    assert 3 <= done < 200
+
+    status, _, err = cli(capsys, "train", "continue", folder, "--epochs", "1")  # stays adversarial
+    assert status == 0, err
+    history = read_history(folder)
+    assert [int(r["epoch"]) for r in history] == list(range(1, done + 2))
+    assert [r["phase"] for r in history] == ["autoencoder"] + ["adversarial"] * done
+    assert {"d_loss", "g_adversarial", "feature_matching"} <= set(history[-1])
+    state = json.loads((folder / "state.json").read_text())
+    assert state["phase"] == "adversarial"
+    # the adversarial phase's best is its own: the lowest val_reconstruction of its epochs
+    assert state["best"] == pytest.approx(min(float(r["val_reconstruction"]) for r in history[1:]))
+
+    encoder_after, decoder_after, model = _weights(folder / "model.keras")
+    for a, b in zip(encoder_before, encoder_after):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(decoder_before, decoder_after))
+    steps = 3 * done  # tiny: 3 steps an epoch, all adversarial epochs but the first
+    assert int(model.critic_optimizer.iterations) == int(model.optimizer.iterations) == steps
+    kept, _, _ = _weights(folder / "best-autoencoder.keras")
+    for a, b in zip(encoder_before, kept):
+        np.testing.assert_array_equal(a, b)
+
+    # the kept best is a checkpoint reconstruct and evaluate can name; others are refused
+    run = Run(folder)
+    assert run.checkpoint("best-autoencoder").name == "best-autoencoder.keras"
+    assert_refused(cli(capsys, "reconstruct", folder, str(next((techno / "test").glob("*.wav"))),
+                       "--out", tmp_path / "r", "--checkpoint", "best-adversarial"),
+                   "checkpoint must be one of best, last, best-autoencoder")
+    assert_refused(cli(capsys, "train", "continue", folder, "--phase", "autoencoder"),
+                   "cannot go back")
+    # a state.json rebuilt from history.csv (`train continue --repair`) knows the phase and
+    # its best
+    repaired = state_from_history(folder)
+    assert (repaired["phase"], repaired["epochs_done"]) == (state["phase"], state["epochs_done"])
+    assert repaired["best"] == pytest.approx(state["best"], rel=1e-6)  # (history rounds)
+
+
+def test_phases_are_refused_where_they_do_not_apply(techno, tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert_refused(cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data", techno,
+                       "--phase", "adversarial"), "--phase is for train continue")
+    assert cli(capsys, "train", "new", folder, "--model", "fft-lstm", "--data", techno,
+               "--config", tiny_config("fft-lstm"), "--epochs", "1")[0] == 0
+    assert_refused(cli(capsys, "train", "continue", folder, "--phase", "adversarial"),
+                   "fft-lstm trains in one phase")

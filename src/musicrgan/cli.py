@@ -140,6 +140,10 @@ def _load_config_file(path: str | None, sets: list[str] | None) -> dict:
     return values
 
 
+CHECKPOINT_HELP = ("best (default), last, or best-PHASE: the best of a finished phase of a "
+                   "family that trains in phases (wave-vae: best-autoencoder)")
+
+
 def cmd_train(args) -> int:
     """Train a model: `train new RUN --model FAMILY --data CORPUS` starts a run folder,
     `train continue RUN` resumes it from its last complete epoch. History is kept across
@@ -153,6 +157,9 @@ def cmd_train(args) -> int:
         overrides = _load_config_file(args.config, args.set)
         if args.start_from or args.repair:
             raise UsageError("--from and --repair are for train continue")
+        if args.phase:
+            raise UsageError("--phase is for train continue: a new run starts in its "
+                             "family's first phase")
         if (Path(args.run) / "config.yaml").exists():
             raise UsageError(f"{args.run} already holds a run; use `musicrgan train continue "
                              f"{args.run}` or choose another folder")
@@ -167,7 +174,7 @@ def cmd_train(args) -> int:
     if args.minutes:  # more minutes on top of what the run has already trained
         budget = args.minutes * 60 + (training_seconds(run.state) if not args.repair else 0.0)
     state = run.train(epochs, budget_seconds=budget, start_from=args.start_from or "last",
-                      repair=args.repair)
+                      repair=args.repair, phase=args.phase)
     if state.get("stopped_early"):
         print(f"early stop: {run.family.monitor} has not improved for "
               f"{run.family.config.patience} epochs")
@@ -340,7 +347,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("action", choices=["new", "continue"])
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--model", help="model family (new): sample-lstm, fft-lstm, lstm-gan, "
-                                   "vqvae, code-prior")
+                                   "vqvae, code-prior, spec-vae, wave-vae")
     p.add_argument("--data", help="corpus folder (new; for a second stage, default: its "
                                   "upstream's)")
     p.add_argument("--upstream", metavar="RUN",
@@ -356,6 +363,9 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                         "best: best.keras, e.g. when model.keras is damaged)")
     p.add_argument("--repair", action="store_true",
                    help="continue: rebuild a damaged state.json from history.csv first")
+    p.add_argument("--phase", help="continue, for a family that trains in phases: move on "
+                                   "to this one (wave-vae: adversarial); the last phase's "
+                                   "best is kept as RUN/best-PHASE.keras")
     p.add_argument("--minutes", type=_positive_float,
                    help="wall-clock minutes to train now, validation included: the last "
                         "epoch ends early if need be")
@@ -373,7 +383,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                    help="sampling temperature (default: the family's, e.g. 1.0 for "
                         "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     for name, (control, families) in (_controls() if controls else {}).items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
                        metavar=control.metavar,
@@ -407,13 +417,13 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae, spec-vae)")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--out", default="results/reconstructions", help="output folder")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
 
     p = add("export", cmd_export)
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--format", required=True, choices=["saved_model", "onnx", "litert"])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
 
     p = add("evaluate", cmd_evaluate)
     p.add_argument("run", metavar="RUN", help="run folder")
@@ -422,7 +432,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, help="default: the family's")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--quiet", action="store_true")
     return parser
 

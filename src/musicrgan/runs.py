@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -128,6 +129,7 @@ def state_from_history(run: Path) -> dict:
                        f"read either ({exc}); start a new run") from None
     family = make_family(load_run_config(run))
     history, best, wait = [], None, 0
+    phase = family.phases[0] if family.phases else None
     for i, row in enumerate(rows, 1):
         values = {}
         for key, text in row.items():
@@ -138,14 +140,19 @@ def state_from_history(run: Path) -> dict:
         if values.get("epoch") != i:
             raise RunError(f"cannot rebuild {Path(run) / STATE}: {Path(run) / HISTORY} is "
                            f"damaged too (row {i} is not epoch {i}); start a new run")
+        if row.get("phase") in family.phases:
+            values["phase"] = row["phase"]
+            if row["phase"] != phase:  # each phase has its own best
+                phase, best, wait = row["phase"], None, 0
         history.append(values)
         monitored = values.get(family.monitor)
         if monitored is not None and (best is None or monitored < best):
             best, wait = monitored, 0
         else:
             wait += 1
-    return {"epochs_done": len(history), "history": history, "best": best, "wait": wait,
-            "sessions": max((r.get("session", 0) for r in history), default=0)}
+    state = {"epochs_done": len(history), "history": history, "best": best, "wait": wait,
+             "sessions": max((r.get("session", 0) for r in history), default=0)}
+    return state | ({"phase": phase} if phase else {})
 
 
 def make_family(run_config: dict):
@@ -279,7 +286,9 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
                 return  # never commit a poisoned epoch
             number = self.epoch_number
             self.closing_seconds = time.time() - getattr(self, "last_step_end", time.time())
-            row = {"epoch": number, "session": session, **{k: round(v, 6) for k, v in logs.items()},
+            phase = {"phase": state["phase"]} if "phase" in state else {}
+            row = {"epoch": number, "session": session, **phase,
+                   **{k: round(v, 6) for k, v in logs.items()},
                    "steps": self.steps, "seconds": round(time.time() - self.started, 2)}
             monitored = logs.get(family.monitor)
             improved = monitored is not None and (state["best"] is None or monitored < state["best"])
@@ -414,9 +423,16 @@ class Run:
         return self.state["history"]
 
     def checkpoint(self, which: str = "best") -> Path:
-        """best.keras (falling back to model.keras before a best exists) or model.keras."""
-        if which not in ("best", "last"):
-            raise ValueError(f"checkpoint is best or last, not {which!r}")
+        """best.keras (falling back to model.keras before a best exists), model.keras
+        ("last"), or for a family that trains in phases the best of a finished phase
+        ("best-PHASE": best-PHASE.keras)."""
+        finished = [f"best-{p}" for p in self.family.phases
+                    if (self.path / f"best-{p}.keras").is_file()]
+        if which not in ("best", "last", *finished):
+            raise RunError(f"checkpoint must be one of {', '.join(['best', 'last', *finished])}"
+                           f" for {self.path}, got {which!r}")
+        if which.startswith("best-"):
+            return self.path / f"{which}.keras"
         best = self.path / BEST
         return best if which == "best" and best.exists() else self.path / MODEL
 
@@ -465,16 +481,18 @@ class Run:
         return self._models[key]
 
     def train(self, epochs: int, *, budget_seconds: float | None = None,
-              start_from: str = "last", repair: bool = False, verbose: int | None = None) -> dict:
+              start_from: str = "last", repair: bool = False, verbose: int | None = None,
+              phase: str | None = None) -> dict:
         """Train `epochs` more epochs (or until the budget: the run's total training time,
         every session's, validation included, mid-epoch if need be). start_from="best"
         goes on from best.keras (when model.keras is damaged); repair=True rebuilds a damaged
-        state.json from history.csv first. The folder is locked meanwhile: a second process
-        gets RunError at once. Returns the state."""
+        state.json from history.csv first; `phase` moves a family that trains in phases on
+        to a later one (its last best kept as best-PHASE.keras). The folder is locked
+        meanwhile: a second process gets RunError at once. Returns the state."""
         try:
             with folder_lock(self.path, "training"):
                 state = _train_locked(self, epochs, verbose, budget_seconds, start_from,
-                                      repair)
+                                      repair, phase)
         except FolderBusy as exc:
             raise RunError(str(exc)) from None
         except OSError as exc:
@@ -514,14 +532,54 @@ def _datasets(family, data: str, epochs_done: int, cache: Path | None = None):
             val_ds.map(family.examples))
 
 
+def _next_phase(run: Path, family, state: dict, phase: str | None) -> str | None:
+    """The phase to enter now (None: stay), or RunError for one the run cannot enter."""
+    if phase is None:
+        return None
+    phases = family.phases
+    if not phases:
+        raise RunError(f"{family.name} trains in one phase: --phase is for families that "
+                       "train in phases (wave-vae)")
+    if phase not in phases:
+        raise RunError(f"{family.name}'s phases are {', '.join(phases)}, not {phase!r}")
+    current = state.get("phase", phases[0])
+    if phases.index(phase) < phases.index(current):
+        raise RunError(f"{run} has moved on to its {current} phase and cannot go back to "
+                       f"{phase}: train a new run for that")
+    if phase != current and state["epochs_done"] == 0:
+        raise RunError(f"{run} has not trained its {phases[0]} phase yet: train it first "
+                       "(`train continue` without --phase)")
+    return phase if phase != current else None
+
+
+def _enter_phase(run: Path, family, model, state: dict, phase: str):
+    """Keep the finished phase's best as best-PHASE.keras and start the next phase's best
+    and patience afresh. Nothing is committed until its first epoch: killed before then,
+    the run is still in the last phase."""
+    finished = run / f"best-{state['phase']}.keras"
+    if not finished.is_file():  # (else kept by an entry that was killed: best.keras may
+        # already hold a model of the next phase, saved before its epoch was committed)
+        source = run / BEST if (run / BEST).is_file() else run / MODEL
+        tmp = finished.with_name(f".{finished.name}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, finished)
+    log.info(f"{run}: the {state['phase']} phase's best is kept as {finished.name}; "
+             f"entering the {phase} phase")
+    state.update(phase=phase, best=None, wait=0)
+    return family.enter_phase(model, phase)
+
+
 def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from: str,
-                  repair: bool) -> dict:
+                  repair: bool, phase: str | None = None) -> dict:
     run, family, run_config = opened.path, opened.family, opened.config
     if repair:
         state = state_from_history(run)
         atomic_write_text(run / STATE, json.dumps(state, indent=1))
     state = read_state(run)
     _recover(run, state)
+    if family.phases:
+        state.setdefault("phase", family.phases[0])
+    phase = _next_phase(run, family, state, phase)
     c = family.config
     data = run_config["data"]
 
@@ -542,6 +600,8 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
             if not (run / BEST).is_file():
                 raise
             raise DamagedCheckpoint(str(exc)) from None
+    if phase is not None:
+        model = _enter_phase(run, family, model, state, phase)
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
     callback = _make_callback(run, family, state, session, budget_seconds)

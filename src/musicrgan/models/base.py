@@ -98,12 +98,44 @@ class RunningMeans:
         return {name: t.result() for name, t in self.trackers.items()}
 
 
+class WithCritic:
+    """For a keras.Model trained against a `discriminator` with an optimizer of its own:
+    `compile(optimizer, critic_optimizer)` builds both at once (on `trained_weights()` and
+    on the discriminator's), so that a checkpoint's optimizer state has somewhere to load,
+    and both are saved with the model. critic_optimizer None: no discriminator yet."""
+
+    def trained_weights(self) -> list:
+        raise NotImplementedError
+
+    def compile(self, optimizer=None, critic_optimizer=None, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        self.critic_optimizer = critic_optimizer
+        self.optimizer.build(self.trained_weights())
+        if critic_optimizer is not None:
+            critic_optimizer.build(self.discriminator.trainable_variables)
+
+    def get_compile_config(self):
+        critic = self.critic_optimizer
+        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer),
+                "critic_optimizer": None if critic is None
+                else keras.saving.serialize_keras_object(critic)}
+
+    def compile_from_config(self, config):
+        # "generator_optimizer": what lstm-gan checkpoints before 2026-11-30 call it
+        optimizer = config.get("optimizer", config.get("generator_optimizer"))
+        critic = config.get("critic_optimizer")
+        self.compile(optimizer=keras.saving.deserialize_keras_object(optimizer),
+                     critic_optimizer=None if critic is None
+                     else keras.saving.deserialize_keras_object(critic))
+
+
 class TwoNetworks:
     """For a keras.Model made of two sub-models passed first to its constructor (a GAN's
-    generator and discriminator, an autoencoder's encoder and decoder), named by NETWORKS,
-    with its other settings in SETTINGS: get_config and from_config, so it saves and loads
-    as a .keras file."""
-    NETWORKS: tuple[str, str] = ("", "")
+    generator and discriminator, an autoencoder's encoder and decoder; a third may follow,
+    None until it exists: wave-vae's discriminator), named by NETWORKS, with its other
+    settings in SETTINGS: get_config and from_config, so it saves and loads as a .keras
+    file."""
+    NETWORKS: tuple[str, ...] = ("", "")
     SETTINGS: tuple[str, ...] = ()
 
     def get_config(self):
@@ -189,6 +221,9 @@ class Family:
     monitor: str = "val_loss"   # what best.keras and early stopping watch
     # True: training windows come with their beat grid, and `examples` takes (windows, beats)
     uses_beats: bool = False
+    # a family that trains in phases names them in order (`train continue --phase`); the
+    # first is where a new run starts
+    phases: tuple[str, ...] = ()
 
     def __init__(self, config: TrainConfig, rate: int):
         self.config, self.rate = config, int(rate)
@@ -206,6 +241,10 @@ class Family:
         raise NotImplementedError
 
     def compile(self, model: keras.Model) -> None:
+        raise NotImplementedError
+
+    def enter_phase(self, model: keras.Model, phase: str) -> keras.Model:
+        """The compiled model the next phase trains, made from the last phase's model."""
         raise NotImplementedError
 
     def callbacks(self, data: str) -> list:

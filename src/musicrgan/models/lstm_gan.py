@@ -36,7 +36,8 @@ from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics,
 from ..validation import FrechetValidation
 from . import register
 from ..beats import MAX_BPM, MIN_BPM
-from .base import ConfigError, Control, Generates, RunningMeans, TrainConfig, TwoNetworks, tf
+from .base import (ConfigError, Control, Generates, RunningMeans, TrainConfig, TwoNetworks,
+                   WithCritic, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -94,7 +95,7 @@ class LSTMGANConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LSTMGAN(RunningMeans, TwoNetworks, keras.Model):
+class LSTMGAN(WithCritic, RunningMeans, TwoNetworks, keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
     NETWORKS = ("generator", "discriminator")
     SETTINGS = ("frame_length", "noise_dim", "feature_matching", "beat_clock", "rate",
@@ -136,21 +137,8 @@ class LSTMGAN(RunningMeans, TwoNetworks, keras.Model):
     def call(self, noise):
         return self._output(self.average_generator(noise))
 
-    def compile(self, generator_optimizer=None, critic_optimizer=None, **kwargs):
-        super().compile(optimizer=generator_optimizer, **kwargs)
-        self.critic_optimizer = critic_optimizer
-        # Build both optimizers now, so a checkpoint's optimizer state has somewhere to load.
-        self.optimizer.build(self.generator.trainable_variables)
-        self.critic_optimizer.build(self.discriminator.trainable_variables)
-
-    def get_compile_config(self):
-        return {"generator_optimizer": keras.saving.serialize_keras_object(self.optimizer),
-                "critic_optimizer": keras.saving.serialize_keras_object(self.critic_optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(
-            generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
-            critic_optimizer=keras.saving.deserialize_keras_object(config["critic_optimizer"]))
+    def trained_weights(self):
+        return self.generator.trainable_variables
 
     @property
     def metrics(self):
@@ -336,7 +324,7 @@ class LSTMGANFamily(Generates):
 
     def compile(self, model):
         c = self.config
-        model.compile(generator_optimizer=keras.optimizers.Adam(c.learning_rate, 0.5, 0.9),
+        model.compile(optimizer=keras.optimizers.Adam(c.learning_rate, 0.5, 0.9),
                       critic_optimizer=keras.optimizers.Adam(c.critic_learning_rate, 0.5, 0.9))
 
     def exports(self, model):

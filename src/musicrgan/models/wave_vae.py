@@ -22,6 +22,13 @@ phase is free, which is what lets the decoder spend its capacity on what is hear
 best.keras follows `val_reconstruction` (the regularizer's weight changes while warming up,
 so the total loss of two epochs does not compare).
 
+Two phases (`train continue RUN --phase adversarial`): after the autoencoder phase, the
+encoder is frozen and the decoder fine-tuned against a discriminator (`discriminator`:
+multiscale as MelGAN's or multiperiod as HiFi-GAN's, modules/discriminators) with the hinge
+loss and feature matching (`adversarial_weight`, `feature_matching`) beside the spectral
+distance, as RAVE's second phase: a spectral distance alone leaves the decoder's output
+smeared in time and noisy where it does not know the phase.
+
 It encodes (means of the posterior) and decodes; generating by itself draws every latent
 step independently from N(0, temperature²), which gives the timbre of the corpus but no
 structure: the `latent-vae` over its trajectories is what generates loops."""
@@ -33,17 +40,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modules import gaussian
+from ..modules import discriminators, gaussian
 from ..modules.conv import decoder, encoder
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
 from .base import (ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks,
-                   tf)
+                   WithCritic, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 REGULARIZERS = ("kl", "mmd")
+PHASES = ("autoencoder", "adversarial")
 
 
 @dataclass
@@ -59,6 +67,12 @@ class WaveVAEConfig(TrainConfig):
     warmup_steps: int = 1000     # the regularizer's weight rises 0 → 1 over these steps
     spectral_weight: float = 1.0
     waveform_weight: float = 0.0
+    # the adversarial phase
+    discriminator: str = "multiscale"   # or "multiperiod"
+    discriminator_channels: int = 16
+    periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])   # multiperiod's
+    adversarial_weight: float = 1.0
+    feature_matching: float = 10.0
     batch_size: int = 8
     learning_rate: float = 1e-3
 
@@ -76,31 +90,57 @@ class WaveVAEConfig(TrainConfig):
         if self.window < math.prod(self.strides):
             raise ConfigError(f"window ({self.window}) must be at least one latent step "
                               f"({math.prod(self.strides)} samples)")
+        if self.discriminator not in discriminators.KINDS:
+            raise ConfigError(f"discriminator must be multiscale or multiperiod, got "
+                              f"{self.discriminator!r}")
+        if self.discriminator_channels < 1 or not self.periods or not all(
+                isinstance(p, int) and p >= 1 for p in self.periods):
+            raise ConfigError("discriminator_channels must be >= 1 and periods a list of "
+                              "whole numbers >= 1")
         if self.spectral_weight + self.waveform_weight <= 0:
             raise ConfigError("spectral_weight or waveform_weight must be above 0: the model "
                               "needs a reconstruction loss")
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class WaveVAEModel(RunningMeans, TwoNetworks, keras.Model):
-    """Encoder, Gaussian (kl) or deterministic (mmd) latent, decoder, with the train step."""
-    NETWORKS = ("encoder", "decoder")
+class WaveVAEModel(WithCritic, RunningMeans, TwoNetworks, keras.Model):
+    """Encoder, Gaussian (kl) or deterministic (mmd) latent, decoder, with the train step of
+    each phase; in the adversarial phase also the discriminator and its optimizer."""
+    NETWORKS = ("encoder", "decoder", "discriminator")
     SETTINGS = ("latent_dim", "regularizer", "kl_weight", "mmd_weight", "kernel",
-                "warmup_steps", "spectral_weight", "waveform_weight")
+                "warmup_steps", "spectral_weight", "waveform_weight", "phase", "judges",
+                "adversarial_weight", "feature_matching")
 
-    def __init__(self, encoder, decoder, latent_dim, regularizer="kl", kl_weight=0.1,
-                 mmd_weight=10.0, kernel="imq", warmup_steps=1000, spectral_weight=1.0,
-                 waveform_weight=0.0, **kwargs):
+    def __init__(self, encoder, decoder, discriminator=None, latent_dim=16, regularizer="kl",
+                 kl_weight=0.1, mmd_weight=10.0, kernel="imq", warmup_steps=1000,
+                 spectral_weight=1.0, waveform_weight=0.0, phase="autoencoder", judges=0,
+                 adversarial_weight=1.0, feature_matching=10.0, **kwargs):
         super().__init__(**kwargs)
-        self.encoder, self.decoder = encoder, decoder
+        self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.latent_dim, self.regularizer = latent_dim, regularizer
         self.kl_weight, self.mmd_weight, self.kernel = kl_weight, mmd_weight, kernel
         self.warmup_steps = warmup_steps
         self.spectral_weight, self.waveform_weight = spectral_weight, waveform_weight
-        self.start_tracking(("loss", "reconstruction", regularizer, "warmup"))
+        self.phase, self.judges = phase, judges
+        self.adversarial_weight, self.feature_matching = adversarial_weight, feature_matching
+        if phase == "adversarial":
+            self.start_tracking(("loss", "reconstruction", "d_loss", "g_adversarial",
+                                 "feature_matching"))
+        else:
+            self.start_tracking(("loss", "reconstruction", regularizer, "warmup"))
 
     def build(self, input_shape=None):
-        self.built = True  # encoder and decoder are functional models, built when made
+        self.built = True  # the networks are functional models, built when made
+
+    def trained_weights(self):
+        """What the model's optimizer trains: encoder and decoder, then the decoder alone."""
+        if self.phase == "adversarial":
+            return self.decoder.trainable_variables
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    def count_params(self):
+        """The autoencoder's weights (a discriminator only serves training)."""
+        return self.encoder.count_params() + self.decoder.count_params()
 
     def means(self, audio, training=False):
         """(batch, samples) → (batch, steps, latent_dim): the posterior's means (kl) or the
@@ -113,39 +153,91 @@ class WaveVAEModel(RunningMeans, TwoNetworks, keras.Model):
     def warmup(self):
         return gaussian.schedule(self.optimizer.iterations, self.warmup_steps)
 
-    def _step_losses(self, audio, training, seed):
-        h = self.encoder(audio, training=training)
+    def _latents(self, audio, training, seed):
+        """(latents for the decoder, the regularizer's value, its weight)."""
+        h = self.encoder(audio, training=training and self.phase == "autoencoder")
         if self.regularizer == "kl":
             mean, log_var = gaussian.split(h, self.latent_dim)
             z = gaussian.sample(mean, log_var, seed) if training else mean
-            regularization = gaussian.kl_to_standard_normal(mean, log_var)
-            weight = self.kl_weight
-        else:
-            z = h
-            mmd_seed = seed if training else ops.convert_to_tensor([0, 29], "int32")
-            regularization = gaussian.mmd_to_standard_normal(
-                ops.reshape(z, (-1, self.latent_dim)), mmd_seed, self.kernel)
-            weight = self.mmd_weight
-        decoded = self.decoder(z, training=training)
-        reconstruction = self.spectral_weight * multiscale_spectral_distance(audio, decoded)
+            return z, gaussian.kl_to_standard_normal(mean, log_var), self.kl_weight
+        mmd_seed = seed if training else ops.convert_to_tensor([0, 29], "int32")
+        mmd = gaussian.mmd_to_standard_normal(ops.reshape(h, (-1, self.latent_dim)), mmd_seed,
+                                              self.kernel)
+        return h, mmd, self.mmd_weight
+
+    def _reconstruction(self, audio, decoded):
+        distance = self.spectral_weight * multiscale_spectral_distance(audio, decoded)
         if self.waveform_weight:
-            reconstruction = reconstruction + self.waveform_weight * ops.mean(
-                ops.abs(audio - decoded))
-        return reconstruction, regularization, weight
+            distance = distance + self.waveform_weight * ops.mean(ops.abs(audio - decoded))
+        return distance
+
+    def _seed(self):
+        return ops.stack([ops.cast(self.optimizer.iterations, "int32"), 31])
 
     def train_step(self, audio):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 31])
+        if self.phase == "adversarial":
+            return self._adversarial_step(audio)
         with tf.GradientTape() as tape:
-            reconstruction, regularization, weight = self._step_losses(audio, True, seed)
+            z, regularization, weight = self._latents(audio, True, self._seed())
+            reconstruction = self._reconstruction(audio, self.decoder(z, training=True))
             loss = reconstruction + weight * self.warmup() * regularization
-        weights = self.encoder.trainable_variables + self.decoder.trainable_variables
+        weights = self.trained_weights()
         self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
         return self._track(loss, reconstruction, regularization, self.warmup())
 
+    def _judged(self, audio, training):
+        return discriminators.judges(self.discriminator(audio, training=training), self.judges)
+
+    def _adversarial_step(self, audio):
+        """The encoder frozen (its latents sampled as in training, so the decoder keeps
+        serving the posterior's spread); the discriminator learns real from decoded with the
+        hinge loss, then the decoder learns to pass it, with feature matching and the
+        spectral distance."""
+        z, _, _ = self._latents(audio, True, self._seed())
+        z = ops.stop_gradient(z)
+        batch = ops.shape(audio)[0]
+        with tf.GradientTape() as g_tape:
+            decoded = self.decoder(z, training=True)
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    both = self._judged(ops.concatenate(
+                        [audio, ops.stop_gradient(decoded)], axis=0), True)
+                    d_loss, _ = discriminators.hinge_losses(*_halves(both, batch))
+                weights = self.discriminator.trainable_variables
+                self.critic_optimizer.apply_gradients(
+                    zip(d_tape.gradient(d_loss, weights), weights))
+            real, fake = _halves(self._judged(ops.concatenate([audio, decoded], axis=0), True),
+                                 batch)
+            _, g_adversarial = discriminators.hinge_losses(real, fake)
+            matching = discriminators.feature_matching(real, fake)
+            reconstruction = self._reconstruction(audio, decoded)
+            loss = (reconstruction + self.adversarial_weight * g_adversarial
+                    + self.feature_matching * matching)
+        weights = self.trained_weights()
+        self.optimizer.apply_gradients(zip(g_tape.gradient(loss, weights), weights))
+        return self._track(loss, reconstruction, d_loss, g_adversarial, matching)
+
     def test_step(self, audio):
-        reconstruction, regularization, weight = self._step_losses(audio, False, None)
+        z, regularization, weight = self._latents(audio, False, None)
+        decoded = self.decoder(z, training=False)
+        reconstruction = self._reconstruction(audio, decoded)
+        if self.phase == "adversarial":
+            real, fake = _halves(self._judged(ops.concatenate([audio, decoded], axis=0), False),
+                                 ops.shape(audio)[0])
+            d_loss, g_adversarial = discriminators.hinge_losses(real, fake)
+            matching = discriminators.feature_matching(real, fake)
+            return self._track(reconstruction + self.adversarial_weight * g_adversarial
+                               + self.feature_matching * matching, reconstruction, d_loss,
+                               g_adversarial, matching)
         return self._track(reconstruction + weight * regularization, reconstruction,
                            regularization, 1.0)
+
+
+def _halves(judged, batch):
+    """Judges' outputs on [real; fake] → (on real, on fake)."""
+    def part(sl):
+        return [([m[sl] for m in maps], score[sl]) for maps, score in judged]
+    return part(slice(None, batch)), part(slice(batch, None))
 
 
 @register
@@ -164,20 +256,41 @@ class WaveVAE(Encodes, Generates):
     def examples(self, windows):
         return windows
 
+    phases = PHASES
+
     def build(self):
         c = self.config
         outputs = 2 * c.latent_dim if c.regularizer == "kl" else c.latent_dim
-        model = WaveVAEModel(encoder(c.channels, c.strides, outputs),
-                             decoder(c.channels, c.strides, c.latent_dim), c.latent_dim,
+        return self._assemble(encoder(c.channels, c.strides, outputs),
+                              decoder(c.channels, c.strides, c.latent_dim))
+
+    def _assemble(self, encoder_net, decoder_net, phase="autoencoder"):
+        c = self.config
+        discriminator, judges = None, 0
+        if phase == "adversarial":
+            discriminator, judges = discriminators.build(c.discriminator,
+                                                         c.discriminator_channels, c.periods)
+        model = WaveVAEModel(encoder_net, decoder_net, discriminator, c.latent_dim,
                              c.regularizer, c.kl_weight, c.mmd_weight, c.kernel,
-                             c.warmup_steps, c.spectral_weight, c.waveform_weight,
+                             c.warmup_steps, c.spectral_weight, c.waveform_weight, phase,
+                             judges, c.adversarial_weight, c.feature_matching,
                              name="wave_vae")
         model.build()
         self.compile(model)
         return model
 
+    def enter_phase(self, model, phase):
+        """The adversarial phase's model: the trained encoder and decoder, a new
+        discriminator, new optimizers."""
+        return self._assemble(model.encoder, model.decoder, phase)
+
     def compile(self, model):
-        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0))
+        rate = self.config.learning_rate
+        if model.phase == "adversarial":  # (Adam's betas as in MelGAN and HiFi-GAN)
+            model.compile(optimizer=keras.optimizers.Adam(rate, 0.5, 0.9),
+                          critic_optimizer=keras.optimizers.Adam(rate, 0.5, 0.9))
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0))
 
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / latent hop), latent_dim) float32
