@@ -188,8 +188,16 @@ def cmd_train(args) -> int:
 def cmd_generate(args) -> int:
     """Generate new audio from a trained run: n songs in one batch, written as wavs at the
     model's sample rate. Same seed, same output."""
-    from .generate import generate
+    from .generate import generate, interpolate
     from .models.base import GenerationRequest
+    if args.between:
+        if args.prime or args.prime_from_corpus or args.match_loudness:
+            raise UsageError("--between makes clips between two files: leave out --prime, "
+                             "--prime-from-corpus and --match-loudness")
+        for path in interpolate(Path(args.run), Path(args.out), *args.between, args.steps,
+                                checkpoint=args.checkpoint):
+            print(path)
+        return 0
     controls = {name: getattr(args, name) for name in _controls()}  # (given or None)
     request = GenerationRequest(n=args.n, seconds=args.seconds, seed=args.seed,
                                 temperature=args.temperature, controls=controls)
@@ -384,6 +392,12 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                         "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
+    p.add_argument("--between", nargs=2, metavar=("A", "B"),
+                   help="instead of new songs: --steps clips along the path between the "
+                        "latents of files A and B (a family that encodes into continuous "
+                        "latents: wave-vae, latent-vae); as long as the shorter file")
+    p.add_argument("--steps", type=int, default=5,
+                   help="with --between: clips from A to B, both included (default 5)")
     for name, (control, families) in (_controls() if controls else {}).items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float,
                        metavar=control.metavar,
@@ -414,7 +428,9 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
 
     p = add("reconstruct", cmd_reconstruct)
-    p.add_argument("run", metavar="RUN", help="run folder of a family that encodes (vqvae, spec-vae)")
+    p.add_argument("run", metavar="RUN",
+                   help="run folder of a family that encodes (vqvae, spec-vae, wave-vae, "
+                        "latent-vae)")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--out", default="results/reconstructions", help="output folder")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)

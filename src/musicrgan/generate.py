@@ -154,7 +154,6 @@ def generate(run: Run | Path, out: Path, request: GenerationRequest, *,
     stem = _free_stem(out, f"{run.path.name}_{family.name}_seed{seed}", n)
     group = max(1, min(n, GROUP_SAMPLES // max(1, int(seconds * family.rate))))
     paths = []
-    from .report import update_listing
     for first in range(0, n, group):
         count = min(group, n - first)
         group_seed = seed if first == 0 else (seed * 1_000_003 + first) % 2**31
@@ -162,26 +161,78 @@ def generate(run: Run | Path, out: Path, request: GenerationRequest, *,
             run, dataclasses.replace(request, n=count, seed=group_seed), prime_file=prime_file,
             prime_from_corpus=prime_from_corpus, window=window, checkpoint=checkpoint,
             match_loudness=match_loudness, progress=progress)
-        out_rate = rate or family.rate
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        entries, staged = [], {}
-        for i, clip in enumerate(clips):
-            if out_rate != family.rate:
-                clip = audio.resample(clip, family.rate, out_rate)
-            path = out / f"{stem}_{first + i + 1}.wav"
-            staged[path.name] = _staged(path)
-            audio.write_wav(staged[path.name], clip, out_rate)
-            paths.append(path)
-            # what the family records per clip (a list of n values) goes to each clip's entry
-            entry = {"file": path.name, "created": created, "rate": out_rate,
-                     **{k: v[i] if isinstance(v, list) else v for k, v in made.items()},
-                     "seed": seed, "group_seed": group_seed}
-            entries.append(entry)
-        update_listing(out, entries, sources=staged)
-        for name, source in staged.items():
-            os.replace(source, out / name)
+        paths += _write_listed(out, [f"{stem}_{first + i + 1}.wav" for i in range(count)],
+                               clips, family.rate, rate,
+                               made | {"seed": seed, "group_seed": group_seed})
         if n > group and progress:
             log.info(f"{first + count} of {n} songs written")
+    return paths
+
+
+def _write_listed(out: Path, names: list[str], clips, family_rate: int, rate: int | None,
+                  made: dict) -> list[Path]:
+    """Write clips as wavs named `names` into out and list them in its index: staged under
+    hidden names, listed, then renamed into place (see `generate`). What `made` holds as a
+    list of one value per clip goes to each clip's entry."""
+    from .report import update_listing
+    out_rate = rate or family_rate
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries, staged, paths = [], {}, []
+    for i, (name, clip) in enumerate(zip(names, clips)):
+        if out_rate != family_rate:
+            clip = audio.resample(clip, family_rate, out_rate)
+        path = out / name
+        staged[name] = _staged(path)
+        audio.write_wav(staged[name], clip, out_rate)
+        paths.append(path)
+        entries.append({"file": name, "created": created, "rate": out_rate,
+                        **{k: v[i] if isinstance(v, list) else v for k, v in made.items()}})
+    update_listing(out, entries, sources=staged)
+    for name, source in staged.items():
+        os.replace(source, out / name)
+    return paths
+
+
+def interpolate(run: Run | Path, out: Path, first: str, second: str, steps: int, *,
+                checkpoint: str = "best", rate: int | None = None) -> list[Path]:
+    """Write `steps` clips along the straight path between the latents of two files (the
+    first and last clips: their reconstructions), for a family that encodes into continuous
+    latents; the clips are as long as the shorter file (at most 10 minutes)."""
+    from .models.base import MAX_SECONDS, MAX_SONGS, Encodes
+    run, out = _open(run), Path(out)
+    family = run.family
+    if not isinstance(family, Encodes) or family.latent_channels() is None:
+        raise RequestError("between", f"needs a run whose family encodes audio into "
+                                      f"continuous latents (wave-vae, latent-vae, a Gaussian "
+                                      f"spec-vae); {family.name} "
+                           + ("does not encode" if not isinstance(family, Encodes)
+                              else "encodes into codes of a codebook, which have no path "
+                                   "between them"))
+    if not 2 <= steps <= MAX_SONGS:
+        raise RequestError("steps", f"must be between 2 and {MAX_SONGS}, got {steps}")
+    model = run.model(checkpoint)
+    sources = []
+    for path in (first, second):
+        try:
+            sources.append(audio.load(path, family.rate))
+        except audio.AudioError as exc:
+            raise RequestError("between", f"{path} cannot be read: {exc}") from exc
+    samples = min(min(s.size for s in sources), MAX_SECONDS * family.rate)
+    ends = family.encode(model, np.stack([s[:samples] for s in sources]))
+    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    writable_folder(out, "output folder")
+    _finish_staged(out)
+    stem = _free_stem(out, f"{run.path.name}_{Path(first).stem}_to_{Path(second).stem}", steps)
+    made = {"run": str(run.path), "family": family.name,
+            "checkpoint": run.checkpoint(checkpoint).name, "epochs": run.state["epochs_done"],
+            "seconds": round(samples / family.rate, 3), "between": {"from": first, "to": second}}
+    group, paths = max(1, GROUP_SAMPLES // samples), []  # memory bounded as in generate
+    for start in range(0, steps, group):
+        w = weights[start:start + group, None, None]
+        clips = family.decode(model, (1.0 - w) * ends[0][None] + w * ends[1][None])
+        paths += _write_listed(out, [f"{stem}_{start + i + 1}.wav" for i in range(len(w))],
+                               np.clip(clips[:, :samples], -1.0, 1.0), family.rate, rate,
+                               made | {"position": [round(float(x), 4) for x in w[:, 0, 0]]})
     return paths
 
 

@@ -2,7 +2,8 @@
 stages trained on it (`train new RUN --upstream UPSTREAM`).
 
     UPSTREAM/latents/<checkpoint fingerprint>/
-        train/<file>.npy, test/<file>.npy   the codes of each corpus file
+        train/<file>.npy, test/<file>.npy   the codes (or continuous latents, or posterior
+                                            means and log variances) of each corpus file
         complete.json                       the corpus it encodes, written last
 
 The fingerprint is a hash of the checkpoint file: another checkpoint (the upstream trained
@@ -75,8 +76,9 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
                      f"{folder} (once for this checkpoint)")
         for done, (split, name, frames) in enumerate(todo, 1):
             source = str(Path(data) / split / name)
-            codes = [family.encode(model, read_window(source, start, min(chunk, frames - start))
-                                   [None])[0] for start in range(0, frames, chunk)]
+            codes = [family.cache_latents(model, read_window(
+                source, start, min(chunk, frames - start))[None])[0]
+                for start in range(0, frames, chunk)]
             target = folder / split / f"{name}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = temporary_file(target, target.name)
@@ -93,18 +95,21 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
 
 
 class LatentSource:
-    """Windows of `length` codes from one split of a cache (memory-mapped files)."""
+    """Windows of `length` steps from one split of a cache (memory-mapped files): (length,)
+    int32 codes, or (length, channels) float32 for continuous latents."""
 
     def __init__(self, folder: Path, split: str, length: int):
         self.length = int(length)
         paths = sorted((Path(folder) / split).rglob("*.npy"))
         arrays = [np.load(p, mmap_mode="r") for p in paths]
+        self.dtype = np.int32 if not arrays or arrays[0].dtype.kind in "iu" else np.float32
+        self.shape = (self.length, *(arrays[0].shape[1:] if arrays else ()))
         self.arrays = [a for a in arrays if a.shape[0] >= self.length]
         if not self.arrays:
             longest = max((a.shape[0] for a in arrays), default=0)
             raise CorpusError(f"no file in the {split} split of the latent cache {folder} is "
-                              f"{self.length} codes long (the longest: {longest}): use a "
-                              "shorter context")
+                              f"{self.length} latent steps long (the longest: {longest}): "
+                              "use a shorter context or window")
         weights = np.array([a.shape[0] - self.length + 1 for a in self.arrays], np.float64)
         self.weights = weights / weights.sum()
 
@@ -116,21 +121,22 @@ class LatentSource:
         while True:
             a = self.arrays[rng.choice(len(self.arrays), p=self.weights)]
             start = int(rng.integers(0, a.shape[0] - self.length + 1))
-            yield np.asarray(a[start:start + self.length], np.int32)
+            yield np.asarray(a[start:start + self.length], self.dtype)
 
     def sequential_windows(self):
         for a in self.arrays:
             for start in range(0, a.shape[0] - self.length + 1, self.length):
-                yield np.asarray(a[start:start + self.length], np.int32)
+                yield np.asarray(a[start:start + self.length], self.dtype)
 
 
 def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
                    training: bool = True, steps: int | None = None, seed: int | None = None):
-    """Batches (batch_size, length) int32 of codes, as data.window_dataset gives audio."""
+    """Batches (batch_size, length) int32 of codes, or (batch_size, length, channels)
+    float32 latents, as data.window_dataset gives audio."""
     from . import import_tensorflow
     tf = import_tensorflow()
     source = LatentSource(folder, split, length)
-    spec = tf.TensorSpec(shape=(length,), dtype=tf.int32)
+    spec = tf.TensorSpec(shape=source.shape, dtype=tf.as_dtype(source.dtype))
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
     return batched(generated(source, spec, batch_size, n_batches, seed), batch_size, n_batches,
                    seed is not None)

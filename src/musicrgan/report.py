@@ -177,7 +177,7 @@ def update_listing(folder: Path, entries: list[dict], sources: dict | None = Non
     for e in clips:
         meta = {k: e.get(k) for k in ("run", "family", "epochs", "checkpoint", "seconds",
                                       "temperature", "seed", "bpm", "loudness_target",
-                                      "prime", "window", "created")}
+                                      "prime", "window", "position", "created")}
         cards.append(clip_card(e["file"], e.get("image"), Path(e["file"]).stem, meta))
     body = (f"<p>{len(clips)} clips, newest first. Written by <code>musicrgan generate</code>; "
             "each clip's settings are below its spectrogram.</p>"

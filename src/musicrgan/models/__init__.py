@@ -12,8 +12,8 @@ def register(cls):
 
 
 def _load_all() -> None:
-    from . import (code_prior, fft_lstm, lstm_gan, sample_lstm, spec_vae,  # noqa: F401
-                   vqvae, wave_vae)  # (each registers itself)
+    from . import (code_prior, fft_lstm, latent_vae, lstm_gan, sample_lstm,  # noqa: F401
+                   spec_vae, vqvae, wave_vae)  # (each registers itself)
 
 
 def family_names() -> list[str]:

@@ -356,6 +356,20 @@ class Encodes(Family):
         size; None for continuous latents."""
         return None
 
+    def latent_channels(self) -> int | None:
+        """Channels of each continuous latent step; None for codes of a codebook."""
+        return None
+
+    def cached_posterior(self) -> bool:
+        """True if a second stage's latent cache holds the posterior of each step, its means
+        then its log variances (2 x the latent channels), not `encode`'s latents."""
+        return False
+
+    def cache_latents(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
+        """What the latent cache holds for (batch, samples) audio: `encode`'s latents, or
+        with `cached_posterior` the posterior's means and log variances."""
+        return self.encode(model, audio)
+
     def whole_steps(self, audio: np.ndarray) -> np.ndarray:
         """(batch, samples) float32 audio padded with silence to whole latent steps."""
         audio = np.asarray(audio, np.float32)

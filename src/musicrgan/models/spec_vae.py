@@ -224,6 +224,9 @@ class SpecVAE(Encodes, Generates):
     def codebook_size(self):
         return self.config.codes if self.config.latent == "vq" else None
 
+    def latent_channels(self):
+        return None if self.config.latent == "vq" else self.config.latent_dim
+
     def window(self):
         return self.config.window // self.steps_hop * self.steps_hop
 

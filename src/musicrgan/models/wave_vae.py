@@ -299,6 +299,21 @@ class WaveVAE(Encodes, Generates):
                              tf.TensorSpec((None, None), tf.float32))
         return np.asarray(encode(self.whole_steps(audio)), np.float32)
 
+    def latent_channels(self):
+        return self.config.latent_dim
+
+    def cached_posterior(self):
+        return self.config.regularizer == "kl"  # (a Wasserstein autoencoder's is a point)
+
+    def cache_latents(self, model, audio):
+        """kl: the posterior's means and log variances, (batch, steps, 2 * latent_dim)."""
+        if not self.cached_posterior():
+            return self.encode(model, audio)
+        posterior = self.traced(model, "posterior", lambda audio: ops.concatenate(
+            gaussian.split(model.encoder(audio, training=False), self.config.latent_dim), -1),
+            tf.TensorSpec((None, None), tf.float32))
+        return np.asarray(posterior(self.whole_steps(audio)), np.float32)
+
     def decode(self, model, latents):
         """(batch, steps, latent_dim) → (batch, steps * latent hop) audio."""
         decode = self.traced(model, "decode", lambda z: model.decoder(z, training=False),

@@ -1,7 +1,7 @@
 """Fully convolutional raw-audio encoder and decoder stacks with dilated residual units (as
 in Jukebox's and MelGAN's): the encoder downsamples by the product of its strides, the
-decoder mirrors it with transposed convolutions. What the VQ-VAE (and the wave VAE to come)
-are built from."""
+decoder mirrors it with transposed convolutions. What vqvae and wave-vae are built from, and
+latent-vae over a trajectory's channels."""
 
 from __future__ import annotations
 
@@ -26,11 +26,15 @@ def _widths(channels: int, strides: list[int], cap: int) -> list[int]:
 
 
 def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
-            cap: int = 256, name: str = "encoder") -> keras.Model:
-    """(batch, samples) → (batch, samples / prod(strides), latent_dim)."""
+            cap: int = 256, name: str = "encoder", inputs: int | None = None) -> keras.Model:
+    """(batch, samples) audio → (batch, samples / prod(strides), latent_dim); with `inputs`,
+    a sequence of that many channels (a latent trajectory) instead of audio."""
     widths = _widths(channels, strides, cap)
-    audio = keras.Input((None,), name="audio")
-    h = layers.Reshape((-1, 1))(audio)
+    if inputs is None:
+        given = keras.Input((None,), name="audio")
+        h = layers.Reshape((-1, 1))(given)
+    else:
+        given = h = keras.Input((None, inputs), name="trajectory")
     h = layers.Conv1D(widths[0], 7, padding="same", name="enc_in")(h)
     for i, stride in enumerate(strides):
         for d in dilations:
@@ -40,12 +44,13 @@ def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
                           name=f"enc{i}_down")(h)
     h = layers.LeakyReLU(0.2)(h)
     latents = layers.Conv1D(latent_dim, 3, padding="same", name="enc_out")(h)
-    return keras.Model(audio, latents, name=name)
+    return keras.Model(given, latents, name=name)
 
 
 def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
-            cap: int = 256, name: str = "decoder") -> keras.Model:
-    """(batch, steps, latent_dim) → (batch, steps * prod(strides)) audio in [-1, 1]."""
+            cap: int = 256, name: str = "decoder", outputs: int | None = None) -> keras.Model:
+    """(batch, steps, latent_dim) → (batch, steps * prod(strides)) audio in [-1, 1]; with
+    `outputs`, a sequence of that many unbounded channels instead."""
     widths = _widths(channels, strides, cap)
     latents = keras.Input((None, latent_dim), name="latents")
     h = layers.Conv1D(widths[-1], 7, padding="same", name="dec_in")(latents)
@@ -56,6 +61,9 @@ def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
         for d in dilations:
             h = residual_unit(h, widths[i], d, f"dec{i}_res{d}")
     h = layers.LeakyReLU(0.2)(h)
+    if outputs is not None:
+        return keras.Model(latents, layers.Conv1D(outputs, 7, padding="same", name="dec_out")(h),
+                           name=name)
     h = layers.Conv1D(1, 7, padding="same", activation="tanh", name="dec_out")(h)
     audio = layers.Reshape((-1,))(h)
     return keras.Model(latents, audio, name=name)
