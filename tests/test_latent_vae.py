@@ -135,3 +135,48 @@ def test_between_is_refused_where_there_is_no_path(hierarchy, techno, tmp_path, 
                        "1", "--out", tmp_path / "o"), "--steps must be between 2")
     assert_refused(cli(capsys, "generate", hierarchy / "high", "--between", a, tmp_path / "no.wav",
                        "--out", tmp_path / "o"), "--between", "cannot be read")
+
+
+def test_analysis_measures():
+    from musicrgan.analyze import frame_descriptors, pca_dimensions, smoothness, spearman
+    rate, hop = 8000, 256
+    t = np.arange(4 * hop) / rate
+    # four frames: quiet low tone, loud low tone, quiet high tone, silence
+    clip = np.concatenate([0.05 * np.sin(2 * np.pi * 200 * t[:hop]),
+                           0.5 * np.sin(2 * np.pi * 200 * t[:hop]),
+                           0.05 * np.sin(2 * np.pi * 2000 * t[:hop]), np.zeros(hop)])
+    d = frame_descriptors(clip.astype(np.float32), rate, hop, 4)
+    assert d["level_db"][1] - d["level_db"][0] == pytest.approx(20, abs=0.1)
+    assert d["centroid_hz"][2] > 5 * d["centroid_hz"][0] and np.isnan(d["centroid_hz"][3])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(200)
+    assert spearman(x, x ** 3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+    # five dimensions, the variance in two of them
+    latents = np.concatenate([rng.standard_normal((500, 2)) * [6, 1],
+                              1e-3 * rng.standard_normal((500, 3))], axis=1)
+    pca = pca_dimensions(latents)["dimensions_for"]
+    assert pca == {"80%": 1, "90%": 1, "95%": 1, "99%": 2}  # 36 : 1 : ~0
+    assert smoothness([0, 1, 2, 3]) == 1.0 and smoothness([0, 2, 0, 2]) == pytest.approx(1 / 3)
+
+
+def test_analyze_writes_the_numbers_and_a_page(hierarchy, techno, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    status, printed, err = cli(capsys, "analyze", hierarchy / "wave", "--out", out, "--pairs",
+                               "2", "--steps", "4", "--seconds", "1")
+    assert status == 0, err
+    assert "PCA:" in printed and "smoothness" in printed
+    result = json.loads((out / "analysis.json").read_text())
+    assert result["latent_dimensions"] == 4 and result["samples_per_step"] == 16
+    assert [c["dimension"] for c in result["correlations"]] == [0, 1, 2, 3]
+    assert all(c["level"] is None or -1 <= c["level"] <= 1 for c in result["correlations"])
+    shares = list(result["pca"]["dimensions_for"].values())
+    assert shares == sorted(shares) and 1 <= shares[0] and shares[-1] <= 4
+    assert len(result["paths"]) == 2
+    for path in result["paths"]:
+        assert len(path["loudness"]) == len(path["centroid"]) == 4
+        assert all(0 <= v <= 1 for v in path["smoothness"].values())
+    assert len(list((out / "audio").glob("*.wav"))) == 8
+    page = (out / "index.html").read_text()
+    assert "PCA fidelity" in page and "img/paths.png" in page and (out / "img" / "paths.png").is_file()
+    # a run without continuous latents is refused in one line
+    assert_refused(cli(capsys, "analyze", tmp_path / "nothing", "--out", out), "nothing")

@@ -238,6 +238,31 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    """What the latent space of a run with continuous latents (wave-vae, latent-vae) holds:
+    each dimension's Spearman correlation with the level and spectral centroid of the frame
+    it encodes, PCA fidelity (directions for 80/90/95/99 % of the variance), and loudness,
+    centroid and a smoothness score along paths between pairs of corpus loops, with their
+    audio: DIR/analysis.json and DIR/index.html."""
+    from .analyze import analyze
+    from .runs import Run
+    run = Run(Path(args.run))
+    data = args.data or run.data
+    if not Path(data).is_dir():
+        raise UsageError(f"corpus not found: {data}")
+    result = analyze(run, data, Path(args.out), pairs=args.pairs, steps=args.steps,
+                     seconds=args.seconds, checkpoint=args.checkpoint)
+    print("PCA: " + ", ".join(f"{k} of the variance in {v} directions"
+                              for k, v in result["pca"]["dimensions_for"].items()))
+    strongest = max(result["correlations"], key=lambda c: abs(c["level"] or 0))
+    print(f"level: strongest in dimension {strongest['dimension']} (Spearman "
+          f"{strongest['level']:+.2f})")
+    print("smoothness along paths: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in result["mean_smoothness"].items()))
+    print(f"listen: {Path(args.out) / 'index.html'}")
+    return 0
+
+
 def cmd_export(args) -> int:
     """Write what a run's model is outside musicrgan: saved_model (TensorFlow), onnx
     (onnxruntime) or litert (the LiteRT / TensorFlow Lite interpreter). An autoencoder gives
@@ -433,6 +458,16 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                         "latent-vae)")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--out", default="results/reconstructions", help="output folder")
+    p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
+
+    p = add("analyze", cmd_analyze)
+    p.add_argument("run", metavar="RUN", help="run folder of a family with continuous latents "
+                                              "(wave-vae, latent-vae)")
+    p.add_argument("--data", help="corpus folder (default: the run's)")
+    p.add_argument("--out", default="results/analysis", help="output folder")
+    p.add_argument("--pairs", type=_positive_int, default=3, help="paths between loops")
+    p.add_argument("--steps", type=_positive_int, default=9, help="clips along each path")
+    p.add_argument("--seconds", type=_positive_float, default=4.0, help="length of each clip")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
 
     p = add("export", cmd_export)

@@ -193,14 +193,9 @@ def _write_listed(out: Path, names: list[str], clips, family_rate: int, rate: in
     return paths
 
 
-def interpolate(run: Run | Path, out: Path, first: str, second: str, steps: int, *,
-                checkpoint: str = "best", rate: int | None = None) -> list[Path]:
-    """Write `steps` clips along the straight path between the latents of two files (the
-    first and last clips: their reconstructions), for a family that encodes into continuous
-    latents; the clips are as long as the shorter file (at most 10 minutes)."""
-    from .models.base import MAX_SECONDS, MAX_SONGS, Encodes
-    run, out = _open(run), Path(out)
-    family = run.family
+def continuous_encoder(family) -> None:
+    """RequestError("between", ...) unless the family encodes into continuous latents."""
+    from .models.base import Encodes
     if not isinstance(family, Encodes) or family.latent_channels() is None:
         raise RequestError("between", f"needs a run whose family encodes audio into "
                                       f"continuous latents (wave-vae, latent-vae, a Gaussian "
@@ -208,6 +203,25 @@ def interpolate(run: Run | Path, out: Path, first: str, second: str, steps: int,
                            + ("does not encode" if not isinstance(family, Encodes)
                               else "encodes into codes of a codebook, which have no path "
                                    "between them"))
+
+
+def path_clips(family, model, ends: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Audio decoded at each weight w of the straight path (1 - w) * ends[0] + w * ends[1]
+    between two latent sequences (2, steps, channels)."""
+    w = np.asarray(weights, np.float32)[:, None, None]
+    return np.clip(family.decode(model, (1.0 - w) * ends[0][None] + w * ends[1][None]),
+                   -1.0, 1.0)
+
+
+def interpolate(run: Run | Path, out: Path, first: str, second: str, steps: int, *,
+                checkpoint: str = "best", rate: int | None = None) -> list[Path]:
+    """Write `steps` clips along the straight path between the latents of two files (the
+    first and last clips: their reconstructions), for a family that encodes into continuous
+    latents; the clips are as long as the shorter file (at most 10 minutes)."""
+    from .models.base import MAX_SECONDS, MAX_SONGS
+    run, out = _open(run), Path(out)
+    family = run.family
+    continuous_encoder(family)
     if not 2 <= steps <= MAX_SONGS:
         raise RequestError("steps", f"must be between 2 and {MAX_SONGS}, got {steps}")
     model = run.model(checkpoint)
@@ -228,11 +242,11 @@ def interpolate(run: Run | Path, out: Path, first: str, second: str, steps: int,
             "seconds": round(samples / family.rate, 3), "between": {"from": first, "to": second}}
     group, paths = max(1, GROUP_SAMPLES // samples), []  # memory bounded as in generate
     for start in range(0, steps, group):
-        w = weights[start:start + group, None, None]
-        clips = family.decode(model, (1.0 - w) * ends[0][None] + w * ends[1][None])
+        w = weights[start:start + group]
+        clips = path_clips(family, model, ends, w)[:, :samples]
         paths += _write_listed(out, [f"{stem}_{start + i + 1}.wav" for i in range(len(w))],
-                               np.clip(clips[:, :samples], -1.0, 1.0), family.rate, rate,
-                               made | {"position": [round(float(x), 4) for x in w[:, 0, 0]]})
+                               clips, family.rate, rate,
+                               made | {"position": [round(float(x), 4) for x in w]})
     return paths
 
 

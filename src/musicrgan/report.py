@@ -89,14 +89,14 @@ def table(header: list[str], rows: list[list], highlight: int | None = None) -> 
     return f"<table><tr>{head}</tr>\n{body}</table>"
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)
     os.replace(tmp, path)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,7 +106,7 @@ def _pyplot():
 def spectrogram_png(clip: np.ndarray, rate: int, path: Path, title: str | None = None) -> None:
     """Log-mel spectrogram in dB (80 dB range), time in seconds."""
     from .metrics import log_mel
-    plt = _pyplot()
+    plt = pyplot()
     db = 10.0 * np.log10(np.exp(log_mel(clip, rate, n_mels=80)))
     db = np.maximum(db, db.max() - 80.0)
     fig, ax = plt.subplots(figsize=(6, 2.2), dpi=80)
@@ -117,13 +117,13 @@ def spectrogram_png(clip: np.ndarray, rate: int, path: Path, title: str | None =
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def loss_png(histories: dict[str, list[dict]], path: Path) -> None:
     """One panel per run: every logged loss against training minutes."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, max(1, len(histories)), figsize=(4.2 * max(1, len(histories)), 3),
                              dpi=80, squeeze=False)
     for ax, (name, rows) in zip(axes[0], histories.items()):
@@ -137,7 +137,7 @@ def loss_png(histories: dict[str, list[dict]], path: Path) -> None:
         if keys:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
