@@ -123,18 +123,17 @@ def test_between_two_files_writes_the_path_in_the_high_level_space(hierarchy, te
 
 
 def test_between_is_refused_where_there_is_no_path(hierarchy, techno, tmp_path, capsys):
+    from musicrgan.generate import continuous_encoder
+    from musicrgan.models.base import RequestError
+    with pytest.raises(RequestError, match="codes of a codebook"):
+        continuous_encoder(VQVAE(VQVAEConfig(), 8000))
     a, b = sorted((techno / "train").glob("*.wav"))[:2]
-    from musicrgan.cli import main
-    vq = tmp_path / "vq"
-    assert main(["train", "new", str(vq), "--model", "vqvae", "--data", str(techno),
-                 "--config", str(tiny_config("vqvae")), "--epochs", "1"]) == 0
-    capsys.readouterr()
-    assert_refused(cli(capsys, "generate", vq, "--between", a, b, "--out", tmp_path / "o"),
-                   "--between", "codes of a codebook")
     assert_refused(cli(capsys, "generate", hierarchy / "high", "--between", a, b, "--steps",
                        "1", "--out", tmp_path / "o"), "--steps must be between 2")
     assert_refused(cli(capsys, "generate", hierarchy / "high", "--between", a, tmp_path / "no.wav",
                        "--out", tmp_path / "o"), "--between", "cannot be read")
+    assert_refused(cli(capsys, "generate", hierarchy / "high", "--between", a, b, "--prime", a,
+                       "--out", tmp_path / "o"), "leave out --prime")
 
 
 def test_analysis_measures():
