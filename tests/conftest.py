@@ -105,3 +105,24 @@ def assert_refused(result, *words):
     assert len(lines) == 1 and "Traceback" not in err, err
     for word in words:
         assert word.lower() in lines[0].lower(), lines[0]
+
+
+def kill_after_epochs(proc, run: Path, epochs: int, timeout: float = 120) -> int:
+    """kill -9 the process group of `proc` (started with start_new_session) once its run
+    folder has committed `epochs` epochs (or it ended, or `timeout` passed); the epochs
+    state.json says are done then."""
+    import json
+    import os
+    import signal
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads((run / "state.json").read_text())["epochs_done"] >= epochs:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return json.loads((run / "state.json").read_text())["epochs_done"]

@@ -2,17 +2,14 @@
 continuity, the original commands, and every bad argument → one line, exit 2."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import soundfile as sf
 
 from conftest import (ROOT, tiny_config as tiny, assert_one_line_error, assert_refused, chord,
-                      cli, run_cli, write_wav)
+                      cli, kill_after_epochs, run_cli, write_wav)
 from musicrgan.runs import read_history
 
 
@@ -23,17 +20,7 @@ def test_kill_minus_nine_during_training_then_continue_keeps_history_whole(techn
            "steps_per_epoch=6", "--epochs", "200"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if json.loads((run / "state.json").read_text())["epochs_done"] >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    done = kill_after_epochs(proc, run, 3)
     assert 3 <= done < 200
 
     cont = run_cli("train", "continue", run, "--epochs", "2")

@@ -6,7 +6,7 @@ N(0, I) when it is weighted, and the Wasserstein (mmd) form training through the
 import numpy as np
 import pytest
 
-from conftest import assert_refused, cli, tiny_config
+from conftest import assert_refused, cli, kill_after_epochs, tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
 from musicrgan.modules import gaussian
@@ -106,11 +106,8 @@ def test_adversarial_phase_fine_tunes_the_decoder_alone_and_survives_kill_minus_
     continued: every epoch once with its phase, the encoder untouched, the decoder changed,
     the discriminator's optimizer resumed, the autoencoder phase's best kept apart."""
     import json
-    import os
-    import signal
     import subprocess
     import sys
-    import time
     folder = tmp_path / "run"
     assert cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data", techno,
                "--config", tiny_config("wave-vae"), "--epochs", "1",
@@ -121,17 +118,7 @@ def test_adversarial_phase_fine_tunes_the_decoder_alone_and_survives_kill_minus_
                              "--phase", "adversarial", "--epochs", "200"],
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if json.loads((folder / "state.json").read_text())["epochs_done"] >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = json.loads((folder / "state.json").read_text())["epochs_done"]
+    done = kill_after_epochs(proc, folder, 3, timeout=240)
     assert 3 <= done < 200
 
     status, _, err = cli(capsys, "train", "continue", folder, "--epochs", "1")  # stays adversarial

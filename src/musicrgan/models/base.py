@@ -59,6 +59,14 @@ class TrainConfig:
             raise ConfigError("batch_size and steps_per_epoch must be >= 1, learning_rate > 0")
 
 
+def check_whole_numbers(name: str, values) -> None:
+    """ConfigError unless `values` is a non-empty list of whole numbers >= 1 (strides,
+    periods)."""
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise ConfigError(f"{name} must be a list of whole numbers >= 1, got {values!r}")
+
+
 _KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
           "str": "a string"}
 
@@ -308,6 +316,23 @@ class Generates(Family):
         temperature = self.default_temperature if request.temperature is None \
             else request.temperature
         return dataclasses.replace(request, temperature=float(temperature), controls=values)
+
+
+class SamplesPrior(Generates):
+    """Generates by drawing every latent step from N(0, temperature²) and decoding the draws:
+    for an autoencoder whose continuous latents are held to that prior (wave-vae,
+    latent-vae). Needs `latent_hop`, `latent_channels` and `decode` (of `Encodes`)."""
+
+    def generate(self, model, request, progress=None):
+        samples = request.samples(self.rate)
+        steps = -(-samples // self.latent_hop())
+        rng = np.random.default_rng(request.seed)
+        latents = request.temperature * rng.standard_normal(
+            (request.n, steps, self.latent_channels())).astype(np.float32)
+        audio = self.decode(model, latents)
+        if progress:
+            progress(samples)
+        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
 
 
 class ContinuesAudio(Generates):

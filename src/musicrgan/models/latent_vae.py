@@ -31,8 +31,8 @@ import numpy as np
 from ..modules import gaussian
 from ..modules.conv import decoder, encoder
 from . import register
-from .base import (ConfigError, Encodes, Generates, OnLatents, RunningMeans, TrainConfig,
-                   TwoNetworks, tf)
+from .base import (ConfigError, Encodes, OnLatents, RunningMeans, SamplesPrior, TrainConfig,
+                   TwoNetworks, check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -59,9 +59,7 @@ class LatentVAEConfig(TrainConfig):
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be trajectory or posterior, got "
                               f"{self.objective!r}")
-        if not self.strides or not all(isinstance(s, int) and s >= 1 for s in self.strides):
-            raise ConfigError(f"strides must be a list of whole numbers >= 1, got "
-                              f"{self.strides!r}")
+        check_whole_numbers("strides", self.strides)
         if min(self.channels, self.latent_dim, self.warmup_steps) < 1:
             raise ConfigError("channels, latent_dim and warmup_steps must be >= 1")
         if self.window < math.prod(self.strides) or self.window % math.prod(self.strides):
@@ -151,7 +149,7 @@ class LatentVAEModel(RunningMeans, TwoNetworks, keras.Model):
 
 
 @register
-class LatentVAE(OnLatents, Encodes, Generates):
+class LatentVAE(OnLatents, Encodes, SamplesPrior):
     name = "latent-vae"
     Config = LatentVAEConfig
     monitor = "val_reconstruction"
@@ -216,17 +214,6 @@ class LatentVAE(OnLatents, Encodes, Generates):
             (None, None, self.config.latent_dim), tf.float32))
         return self.upstream_family.decode(self.upstream_model, np.asarray(
             trajectory(np.asarray(latents, np.float32))))
-
-    def generate(self, model, request, progress=None):
-        samples = request.samples(self.rate)
-        points = -(-samples // self.latent_hop())
-        rng = np.random.default_rng(request.seed)
-        latents = request.temperature * rng.standard_normal(
-            (request.n, points, self.config.latent_dim)).astype(np.float32)
-        audio = self.decode(model, latents)
-        if progress:
-            progress(samples)
-        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
 
     def exports(self, model):
         """The high-level encoder (what the upstream's cache holds → high-level means) and

@@ -32,7 +32,8 @@ from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import LogMel, griffin_lim
 from . import register
-from .base import ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks, tf
+from .base import (ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks,
+                   check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
@@ -67,9 +68,7 @@ class SpecVAEConfig(TrainConfig):
             raise ConfigError(f"latent must be gaussian or vq, got {self.latent!r}")
         if self.anneal not in ("linear", "cyclic"):
             raise ConfigError(f"anneal must be linear or cyclic, got {self.anneal!r}")
-        if not self.strides or not all(isinstance(s, int) and s >= 1 for s in self.strides):
-            raise ConfigError(f"strides must be a list of whole numbers >= 1, got "
-                              f"{self.strides!r}")
+        check_whole_numbers("strides", self.strides)
         if self.hop < 1 or self.n_fft < self.hop or self.n_fft % 2 or (self.n_fft - self.hop) % 2:
             raise ConfigError("n_fft must be even, at least hop, and n_fft - hop even")
         if min(self.mels, self.channels, self.latent_dim, self.anneal_steps) < 1 or self.codes < 2:

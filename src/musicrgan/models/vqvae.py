@@ -21,7 +21,8 @@ from ..modules.conv import decoder, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
-from .base import ConfigError, Encodes, RunningMeans, TrainConfig, TwoNetworks, tf
+from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, TwoNetworks,
+                   check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -43,9 +44,7 @@ class VQVAEConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if not self.strides or not all(isinstance(s, int) and s >= 1 for s in self.strides):
-            raise ConfigError(f"strides must be a list of whole numbers >= 1, got "
-                              f"{self.strides!r}")
+        check_whole_numbers("strides", self.strides)
         if min(self.channels, self.latent_dim, self.codes) < 1 or self.codes < 2:
             raise ConfigError("channels and latent_dim must be >= 1, codes >= 2")
         if self.window < math.prod(self.strides):

@@ -44,8 +44,8 @@ from ..modules import discriminators, gaussian
 from ..modules.conv import decoder, encoder
 from ..modules.spectral import multiscale_spectral_distance
 from . import register
-from .base import (ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks,
-                   WithCritic, tf)
+from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, TwoNetworks,
+                   WithCritic, check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -82,9 +82,7 @@ class WaveVAEConfig(TrainConfig):
             raise ConfigError(f"regularizer must be kl or mmd, got {self.regularizer!r}")
         if self.kernel not in gaussian.KERNELS:
             raise ConfigError(f"kernel must be imq or rbf, got {self.kernel!r}")
-        if not self.strides or not all(isinstance(s, int) and s >= 1 for s in self.strides):
-            raise ConfigError(f"strides must be a list of whole numbers >= 1, got "
-                              f"{self.strides!r}")
+        check_whole_numbers("strides", self.strides)
         if min(self.channels, self.latent_dim, self.warmup_steps) < 1:
             raise ConfigError("channels, latent_dim and warmup_steps must be >= 1")
         if self.window < math.prod(self.strides):
@@ -93,10 +91,9 @@ class WaveVAEConfig(TrainConfig):
         if self.discriminator not in discriminators.KINDS:
             raise ConfigError(f"discriminator must be multiscale or multiperiod, got "
                               f"{self.discriminator!r}")
-        if self.discriminator_channels < 1 or not self.periods or not all(
-                isinstance(p, int) and p >= 1 for p in self.periods):
-            raise ConfigError("discriminator_channels must be >= 1 and periods a list of "
-                              "whole numbers >= 1")
+        check_whole_numbers("periods", self.periods)
+        if self.discriminator_channels < 1:
+            raise ConfigError("discriminator_channels must be >= 1")
         if self.spectral_weight + self.waveform_weight <= 0:
             raise ConfigError("spectral_weight or waveform_weight must be above 0: the model "
                               "needs a reconstruction loss")
@@ -241,7 +238,7 @@ def _halves(judged, batch):
 
 
 @register
-class WaveVAE(Encodes, Generates):
+class WaveVAE(Encodes, SamplesPrior):
     name = "wave-vae"
     Config = WaveVAEConfig
     monitor = "val_reconstruction"
@@ -319,17 +316,6 @@ class WaveVAE(Encodes, Generates):
         decode = self.traced(model, "decode", lambda z: model.decoder(z, training=False),
                              tf.TensorSpec((None, None, self.config.latent_dim), tf.float32))
         return np.asarray(decode(np.asarray(latents, np.float32)))
-
-    def generate(self, model, request, progress=None):
-        samples = request.samples(self.rate)
-        steps = -(-samples // self.latent_hop())
-        rng = np.random.default_rng(request.seed)
-        latents = request.temperature * rng.standard_normal(
-            (request.n, steps, self.config.latent_dim)).astype(np.float32)
-        audio = self.decode(model, latents)
-        if progress:
-            progress(samples)
-        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
 
     def exports(self, model):
         audio = keras.Input((None,), name="audio")
