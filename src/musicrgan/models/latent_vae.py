@@ -7,9 +7,9 @@ high-level latents (one point per window with the default 256 = 4*4*4*4: one poi
 the mirrored decoder predicts, for every latent step, a Gaussian: mean and log variance.
 
 What it learns, by `objective`:
-- `trajectory`: the upstream's latent trajectories, drawn from its posterior (the cache
-  holds its means and log variances; `sample_posterior: false` takes the means), scored by
-  their Gaussian negative log-likelihood under the predicted mean and variance.
+- `trajectory`: the upstream's latent trajectories, its posterior's means (or, with
+  `sample_posterior: true`, draws from it: the cache holds means and log variances), scored
+  by their Gaussian negative log-likelihood under the predicted mean and variance.
 - `posterior`: the upstream's posterior itself: its means and log variances go in, and the
   loss is KL(N(mu1, sigma1) || N(mu1_hat, sigma1_hat)), per latent step and channel summed,
   between the upstream's posterior and the predicted one. Needs an upstream whose cache
@@ -39,6 +39,8 @@ from keras import ops  # noqa: E402
 
 OBJECTIVES = ("trajectory", "posterior")
 LOG_2PI = float(np.log(2 * np.pi))
+LOG_VAR_OFFSET = -4.0
+MIN_LOG_VAR = -6.0
 
 
 @dataclass
@@ -48,7 +50,9 @@ class LatentVAEConfig(TrainConfig):
     channels: int = 128          # of the first convolutions; doubling per downsampling, to 256
     latent_dim: int = 64         # of each high-level latent
     objective: str = "trajectory"   # or "posterior"
-    sample_posterior: bool = True   # trajectory: targets drawn from the upstream's posterior
+    sample_posterior: bool = False  # trajectory: targets drawn from the upstream's posterior
+    #                                 (false: its means; draws of the channels a KL wave-vae
+    #                                 leaves unused are unit noise no model can predict)
     kl_weight: float = 0.01      # of the high-level KL term after warm-up
     warmup_steps: int = 1000
     batch_size: int = 16
@@ -120,9 +124,17 @@ class LatentVAEModel(RunningMeans, TwoNetworks, keras.Model):
         d = self.trajectory_dim
         mean, log_var = gaussian.split(self.encoder(self.encoder_input(cached),
                                                     training=training), self.latent_dim)
+        # the posterior starts narrow (sigma ~0.14, not 1): at 1, the noise of the draws
+        # drowned what the untrained encoder said, the decoder learnt to ignore it and the
+        # posterior collapsed to the prior in the first epoch (2026-11-30, docs/hierarchical.md)
+        log_var = log_var + LOG_VAR_OFFSET
         points = gaussian.sample(mean, log_var, seed) if training else mean
         predicted_mean, predicted_log_var = gaussian.split(self.decoder(points, training=training),
                                                            d)
+        # a floor under the predicted variance (sigma >= 0.05): channels the upstream does
+        # not use are near constant, and a variance shrinking to e^-10 there made the loss
+        # jump by orders of magnitude on any step that moved their mean
+        predicted_log_var = ops.maximum(predicted_log_var, MIN_LOG_VAR)
         if self.objective == "posterior":
             reconstruction = gaussian_kl(cached[..., :d], ops.clip(cached[..., d:], -10.0, 10.0),
                                          predicted_mean, predicted_log_var)
