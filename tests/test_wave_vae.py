@@ -72,6 +72,7 @@ def test_a_weighted_regularizer_pulls_the_latents_toward_the_prior(regularizer):
     assert measured[5.0] < measured[1e-6] / 3, measured
 
 
+@pytest.mark.slow  # 20 s: the contract test trains the KL form through the CLI already
 def test_the_wasserstein_form_trains_through_the_command_line(techno, tmp_path, capsys):
     folder = tmp_path / "wae"
     status, _, err = cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data",
@@ -100,6 +101,37 @@ def _weights(path):
             [np.asarray(w) for w in model.decoder.weights], model)
 
 
+def test_adversarial_phase_fine_tunes_the_decoder_alone(techno, tmp_path, capsys):
+    """Autoencoder phase, then `train continue --phase adversarial`: each epoch's phase in
+    the history, the encoder untouched, the decoder and the discriminator trained, the
+    autoencoder phase's best kept apart and nameable, no way back."""
+    folder = tmp_path / "run"
+    assert cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data", techno,
+               "--config", tiny_config("wave-vae"), "--epochs", "1")[0] == 0
+    encoder_before, decoder_before, _ = _weights(folder / "model.keras")
+    status, _, err = cli(capsys, "train", "continue", folder, "--phase", "adversarial",
+                         "--epochs", "1")
+    assert status == 0, err
+    history = read_history(folder)
+    assert [r["phase"] for r in history] == ["autoencoder", "adversarial"]
+    assert {"d_loss", "g_adversarial", "feature_matching"} <= set(history[1])
+    encoder_after, decoder_after, model = _weights(folder / "model.keras")
+    for a, b in zip(encoder_before, encoder_after):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(decoder_before, decoder_after))
+    assert int(model.critic_optimizer.iterations) == int(model.optimizer.iterations) == 3
+    kept, _, _ = _weights(folder / "best-autoencoder.keras")
+    for a, b in zip(encoder_before, kept):
+        np.testing.assert_array_equal(a, b)
+    assert Run(folder).checkpoint("best-autoencoder").name == "best-autoencoder.keras"
+    assert_refused(cli(capsys, "reconstruct", folder, str(next((techno / "test").glob("*.wav"))),
+                       "--out", tmp_path / "r", "--checkpoint", "best-adversarial"),
+                   "checkpoint must be one of best, last, best-autoencoder")
+    assert_refused(cli(capsys, "train", "continue", folder, "--phase", "autoencoder"),
+                   "cannot go back")
+
+
+@pytest.mark.slow  # 40 s: a training process killed mid-phase, then continued
 def test_adversarial_phase_fine_tunes_the_decoder_alone_and_survives_kill_minus_nine(
         techno, tmp_path, capsys):
     """Autoencoder phase, then `train continue --phase adversarial` killed -9 mid-phase and
