@@ -171,6 +171,7 @@ def test_compare_trains_evaluates_and_reports_every_family(compared):
     assert text.count("<audio") == 5 and 'class="best"' in text
 
 
+@pytest.mark.slow  # 20 s: a second compare over the first's folder
 def test_compare_resumes_without_training_again(compared, techno):
     out, _ = compared
     before = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
