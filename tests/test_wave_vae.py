@@ -25,18 +25,18 @@ def test_kl_divergence_to_the_standard_normal():
         np.exp(-2) + 1)
 
 
+def _mmd(z, kernel):
+    return float(gaussian.mmd_to_standard_normal(z, np.array([1, 2], np.int32), kernel))
+
+
 @pytest.mark.parametrize("kernel", gaussian.KERNELS)
 def test_mmd_is_near_zero_for_the_prior_and_grows_away_from_it(kernel):
-    rng = np.random.default_rng(0)
-    draws = rng.standard_normal((400, 4)).astype(np.float32)
-    seed = np.array([1, 2], np.int32)
-
-    def mmd(z):
-        return float(gaussian.mmd_to_standard_normal(z, seed, kernel))
-    at_prior, shifted, collapsed = mmd(draws), mmd(draws + 1.5), mmd(0.1 * draws)
+    draws = np.random.default_rng(0).standard_normal((400, 4)).astype(np.float32)
+    at_prior = _mmd(draws, kernel)
+    shifted, collapsed = _mmd(draws + 1.5, kernel), _mmd(0.1 * draws, kernel)
     assert abs(at_prior) < 0.02, at_prior
     assert shifted > 10 * max(abs(at_prior), 1e-3) and collapsed > 10 * max(abs(at_prior), 1e-3)
-    assert mmd(draws + 3.0) > shifted  # further away, larger
+    assert _mmd(draws + 3.0, kernel) > shifted  # further away, larger
 
 
 def test_the_regularizer_weight_warms_up_linearly():
