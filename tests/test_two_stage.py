@@ -33,6 +33,8 @@ def prior(capsys, folder, upstream, *extra):
 
 
 def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_path, capsys):
+    """The chain through the CLI: the corpus encoded once per upstream checkpoint, priors
+    trained on it (one with the beat clock: check_the_clock), songs generated and primed."""
     status, _, err = prior(capsys, tmp_path / "p1", vqvae)
     assert status == 0, err
     assert "encoding 6 corpus files" in err  # the corpus, encoded once
@@ -47,8 +49,10 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     frames = sf.info(str(techno / "train" / name[:-len(".npy")])).frames
     assert codes.dtype == np.int16 and codes.max() < 16 and codes.size == -(-frames // 16)
 
-    status, _, err = prior(capsys, tmp_path / "p2", vqvae, "--set", "seed=1")
-    assert status == 0 and "encoding" not in err  # a second prior reuses the cache
+    # a second prior reuses the cache; this one hears the beat clock
+    status, _, err = prior(capsys, tmp_path / "p2", vqvae, "--set", "clock=true")
+    assert status == 0 and "encoding" not in err
+    check_the_clock(tmp_path / "p2", techno, cache, tmp_path, capsys)
 
     out = tmp_path / "songs"
     status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "2", "--seconds",
@@ -75,6 +79,55 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     assert not np.array_equal(sf.read(printed.strip())[0], songs[0][:4000])
 
 
+def check_the_clock(folder, techno, cache, tmp_path, capsys):
+    """`clock: true`: training windows of codes come with their beat grid, and the tempos
+    are counted; the sampling step hears the same clock as the whole model (logits equal
+    position by position), the clock changes what it predicts; generate takes --bpm and
+    otherwise draws the corpus's tempos."""
+    from musicrgan.beats import MIN_BPM, corpus_grids, grid_at
+    from musicrgan.latents import LatentSource
+    from musicrgan.models.base import GenerationRequest
+    from musicrgan.modules.transformer import TransformerStep
+    from musicrgan.runs import Run
+
+    run = Run(folder)
+    model, hop = run.model("best"), run.family.upstream_family.latent_hop()
+    clock = model.get_layer("clock")
+    low, high = np.asarray(clock.tempo_range)
+    wavs = sorted(map(str, (techno / "train").glob("*.wav")))
+    tempos = [g[0].bpm for g in corpus_grids(techno, wavs)]
+    assert low == pytest.approx(min(tempos), abs=0.01) and high == pytest.approx(max(tempos), abs=0.01)
+    counts = np.asarray(clock.tempo_counts)
+    assert counts.sum() == 3 * 4    # every training window counted (3 steps of 4), once
+    assert set(np.flatnonzero(counts) + MIN_BPM) <= {round(t) for t in tempos}
+    drawn = run.family.describe(model, GenerationRequest(n=4))["bpm"]
+    assert set(drawn) <= set(np.flatnonzero(counts) + MIN_BPM)
+
+    source = LatentSource(cache, "train", 16, (techno, hop, 8000))
+    windows = source.sequential_windows()
+    (codes, beats), (_, later) = next(windows), next(windows)   # steps 0-15, 16-31 of a file
+    grid = grid_at(source.grids[0], 0.0)
+    np.testing.assert_allclose(beats, [grid.bpm, grid.beat_at(0.0)], atol=1e-4)
+    np.testing.assert_allclose(later, [grid.bpm, grid.beat_at(16 * hop / 8000)], atol=1e-4)
+
+    tokens = np.concatenate([[run.family.start_token], codes[:-1]])[None].astype(np.int32)
+    beats = np.array([[127.0, 1.3]], np.float32)
+    whole = np.asarray(model([tokens, beats]))[0]
+    step = TransformerStep(model)
+    caches = step.empty_caches(1)
+    for position in range(tokens.shape[1]):
+        logits, *caches = step(tokens[:, position], np.array([position], np.int32), caches, beats)
+        np.testing.assert_allclose(np.asarray(logits)[0], whole[position], atol=1e-4)
+    elsewhere = np.asarray(model([tokens, beats + [[0.0, 0.5]]]))[0]
+    assert np.abs(elsewhere - whole).max() > 1e-3   # half a beat later: other predictions
+
+    status, printed, err = cli(capsys, "generate", folder, "--n", "2", "--seconds", "0.5",
+                               "--bpm", "131", "--out", tmp_path / "clocked", "--quiet")
+    assert status == 0, err
+    listing = json.loads((tmp_path / "clocked" / "index.json").read_text())["clips"]
+    assert [c["bpm"] for c in listing] == [131.0, 131.0]
+
+
 def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
     upstream = tmp_path / "vq"
     shutil.copytree(vqvae, upstream)
@@ -86,6 +139,9 @@ def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
     shutil.rmtree(upstream)
     assert_refused(cli(capsys, "generate", tmp_path / "p", "--out", tmp_path / "o"),
                    str(upstream), "missing")
+    # the clock is the Transformer's
+    assert_refused(prior(capsys, tmp_path / "lstm", vqvae, "--set", "clock=true", "--set",
+                         "architecture=lstm"), "clock: true needs architecture")
     # and a second stage needs an upstream whose latents it can learn
     assert_refused(cli(capsys, "train", "new", tmp_path / "x", "--model", "code-prior",
                        "--data", vqvae.parent), "upstream")
@@ -176,3 +232,4 @@ def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
     assert all(s.size == 4000 and np.isfinite(s).all() for s in songs)
     assert not np.array_equal(songs[0], songs[1])  # seeds differ
     np.testing.assert_array_equal(songs[2], songs[3])  # greedy: the seed does not matter
+

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import atomic_write_text, temporary_file
+from .beats import corpus_grids, grid_at
 from .data import CorpusError, batched, corpus_files, generated, read_window
 from .locks import folder_lock
 
@@ -96,15 +97,29 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
 
 class LatentSource:
     """Windows of `length` steps from one split of a cache (memory-mapped files): (length,)
-    int32 codes, or (length, channels) float32 for continuous latents."""
+    int32 codes, or (length, channels) float32 for continuous latents. With `beats`
+    (corpus, hop, rate): the corpus the cache encodes and the audio samples per latent
+    step at `rate`, each window comes with its beat grid (data.WindowSource's (tempo in
+    BPM, beat position at its first step's start))."""
 
-    def __init__(self, folder: Path, split: str, length: int):
+    def __init__(self, folder: Path, split: str, length: int,
+                 beats: tuple[str | Path, int, int] | None = None):
         self.length = int(length)
         paths = sorted((Path(folder) / split).rglob("*.npy"))
         arrays = [np.load(p, mmap_mode="r") for p in paths]
+        self.grids = None
+        if beats is not None:
+            corpus, hop, rate = beats
+            self.seconds_per_step = hop / rate
+            # the cache mirrors the corpus: SPLIT/NAME.wav.npy encodes CORPUS/SPLIT/NAME.wav
+            wavs = [str(Path(corpus) / split / p.relative_to(Path(folder) / split).with_suffix(""))
+                    for p in paths]
+            grids = dict(zip(map(str, paths), corpus_grids(corpus, wavs)))
         self.dtype = np.int32 if not arrays or arrays[0].dtype.kind in "iu" else np.float32
         self.shape = (self.length, *(arrays[0].shape[1:] if arrays else ()))
         self.arrays = [a for a in arrays if a.shape[0] >= self.length]
+        if beats is not None:
+            self.grids = [grids[str(p)] for p, a in zip(paths, arrays) if a.shape[0] >= self.length]
         if not self.arrays:
             longest = max((a.shape[0] for a in arrays), default=0)
             raise CorpusError(f"no file in the {split} split of the latent cache {folder} is "
@@ -116,27 +131,40 @@ class LatentSource:
     def count_distinct(self) -> int:
         return sum(a.shape[0] // self.length for a in self.arrays)
 
+    def _item(self, i: int, start: int):
+        window = np.asarray(self.arrays[i][start:start + self.length], self.dtype)
+        if self.grids is None:
+            return window
+        seconds = start * self.seconds_per_step
+        grid = grid_at(self.grids[i], seconds)
+        return window, np.array([grid.bpm, grid.beat_at(seconds)], np.float32)
+
     def random_windows(self, seed):
         rng = np.random.default_rng(seed)
         while True:
-            a = self.arrays[rng.choice(len(self.arrays), p=self.weights)]
-            start = int(rng.integers(0, a.shape[0] - self.length + 1))
-            yield np.asarray(a[start:start + self.length], self.dtype)
+            i = rng.choice(len(self.arrays), p=self.weights)
+            yield self._item(i, int(rng.integers(0, self.arrays[i].shape[0] - self.length + 1)))
 
     def sequential_windows(self):
-        for a in self.arrays:
+        for i, a in enumerate(self.arrays):
             for start in range(0, a.shape[0] - self.length + 1, self.length):
-                yield np.asarray(a[start:start + self.length], self.dtype)
+                yield self._item(i, start)
+
+    def signature(self):
+        """What the windows are, as tf.data wants to know."""
+        from . import import_tensorflow
+        tf = import_tensorflow()
+        spec = tf.TensorSpec(shape=self.shape, dtype=tf.as_dtype(self.dtype))
+        return spec if self.grids is None else (spec, tf.TensorSpec((2,), tf.float32))
 
 
 def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
-                   training: bool = True, steps: int | None = None, seed: int | None = None):
+                   training: bool = True, steps: int | None = None, seed: int | None = None,
+                   beats: tuple[str | Path, int, int] | None = None):
     """Batches (batch_size, length) int32 of codes, or (batch_size, length, channels)
-    float32 latents, as data.window_dataset gives audio."""
-    from . import import_tensorflow
-    tf = import_tensorflow()
-    source = LatentSource(folder, split, length)
-    spec = tf.TensorSpec(shape=source.shape, dtype=tf.as_dtype(source.dtype))
+    float32 latents, as data.window_dataset gives audio; with `beats` (LatentSource), of
+    (latents, (batch_size, 2) [tempo, beat position at the first step's start])."""
+    source = LatentSource(folder, split, length, beats)
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
-    return batched(generated(source, spec, batch_size, n_batches, seed), batch_size, n_batches,
-                   seed is not None)
+    return batched(generated(source, source.signature(), batch_size, n_batches, seed),
+                   batch_size, n_batches, seed is not None)

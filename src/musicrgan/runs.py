@@ -509,12 +509,16 @@ def _datasets(family, data: str, epochs_done: int, cache: Path | None = None):
     c = family.config
     if cache is not None:
         from .latents import latent_dataset
+        beats = None
+        if family.uses_beats:
+            beats = (data, family.upstream_family.latent_hop(), family.upstream_family.rate)
         train_ds = latent_dataset(cache, "train", family.window(), c.batch_size,
                                   steps=c.steps_per_epoch,
-                                  seed=None if c.seed is None else c.seed + epochs_done)
+                                  seed=None if c.seed is None else c.seed + epochs_done,
+                                  beats=beats)
         try:
             val_ds = latent_dataset(cache, "test", family.window(), c.batch_size,
-                                    training=False).take(c.validation_steps)
+                                    training=False, beats=beats).take(c.validation_steps)
         except CorpusError as exc:
             raise RunError(f"validation needs the corpus's test split: {exc}") from exc
         return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),

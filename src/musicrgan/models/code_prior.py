@@ -9,7 +9,13 @@ decoder; `--prime FILE` encodes the file and continues it.
 Each training window starts with a start token (index = codebook size), so a window taken
 anywhere in a song trains the same way generation starts. Songs longer than the context
 are made in chunks: each chunk is primed with the last half-context of codes (the LSTM
-carries its state instead)."""
+carries its state instead).
+
+best.keras is the epoch with the lowest training loss, not validation loss: on a small
+corpus the prior learns its training songs by heart within an epoch or two while its loss
+on held-out songs rises, and the held-out loss picked the first epoch, whose songs had lost
+the rhythm; the Fréchet distance of a few validation clips picked it too (docs/compare.md,
+"Which epoch of the prior")."""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ import numpy as np
 from ..modules.sampling import draw_token
 from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
 from ..modules.transformer import CachedSampler, causal_transformer, step_model
+from ..beats import MAX_BPM, MIN_BPM, find_grid
+from ..modules.beat_clock import draw_corpus_tempos
 from . import register
 from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig, tf
 
@@ -37,6 +45,9 @@ class CodePriorConfig(TrainConfig):
     blocks: int = 2              # Transformer blocks (LSTM: layers)
     heads: int = 4
     top_k: int = 0               # what the top_k control defaults to (0: every code)
+    # the Transformer hears the beat clock at each code (as lstm-gan's networks do), from
+    # the corpus's beat grids; generate then takes --bpm
+    clock: bool = False
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -47,6 +58,8 @@ class CodePriorConfig(TrainConfig):
         if self.architecture not in ("transformer", "lstm"):
             raise ConfigError(f"architecture must be transformer or lstm, got "
                               f"{self.architecture!r}")
+        if self.clock and self.architecture != "transformer":
+            raise ConfigError("clock: true needs architecture: transformer")
         if self.width % self.heads:
             raise ConfigError(f"width ({self.width}) must be a multiple of heads "
                               f"({self.heads})")
@@ -58,6 +71,11 @@ class CodePrior(OnLatents, ContinuesAudio):
     Config = CodePriorConfig
     needs_prime = False   # it starts from its start token
     default_temperature = 1.0
+    monitor = "loss"
+
+    @property
+    def uses_beats(self):
+        return self.config.clock
 
     def accepts(self, family):
         if not family.codebook_size():
@@ -75,20 +93,44 @@ class CodePrior(OnLatents, ContinuesAudio):
     def prime_length(self):
         return (self.config.context // 2 - 1) * self.upstream_family.latent_hop()
 
-    def examples(self, codes):
+    def examples(self, codes, beats=None):
         start = ops.full((ops.shape(codes)[0], 1), self.start_token, dtype="int32")
-        return ops.concatenate([start, codes[:, :-1]], axis=1), codes
+        tokens = ops.concatenate([start, codes[:, :-1]], axis=1)
+        return (tokens if beats is None else (tokens, beats)), codes
 
     def controls(self):
-        return (Control("top_k", "sample each code among the k likeliest only (0: all; "
-                                 "default: the run's config)", 0, 1_000_000, "K"),)
+        controls = (Control("top_k", "sample each code among the k likeliest only (0: all; "
+                                     "default: the run's config)", 0, 1_000_000, "K"),)
+        if self.config.clock:
+            controls += (Control("bpm", "tempo of every song; default: the prime's, or one "
+                                        "of the training corpus's tempos per song",
+                                 MIN_BPM, MAX_BPM, "BPM"),)
+        return controls
+
+    def describe(self, model, request):
+        if not self.config.clock:
+            return {}
+        return {"bpm": [round(float(b), 2) for b in self._timing(model, request)[0]]}
+
+    def _timing(self, model, request):
+        """Each song's tempo and the beat position where its first code starts (the
+        prime's, found by beats.find_grid, where a prime is given)."""
+        n, bpm = request.n, request.controls.get("bpm")
+        phase = np.zeros(n, np.float32)
+        if request.prime is not None:
+            grids = [find_grid(p, self.rate) for p in request.prime]
+            phase = np.array([g.beat_at(0.0) for g in grids], np.float32)
+            bpm = bpm or float(np.median([g.bpm for g in grids]))
+        return draw_corpus_tempos(model.get_layer("clock").tempo_counts, n, request.seed,
+                                  bpm), phase
 
     def build(self):
         c = self.config
         vocabulary = self.start_token + 1
         if c.architecture == "transformer":
+            clock = (self.upstream_family.latent_hop(), self.rate) if c.clock else None
             model = causal_transformer(vocabulary, c.context, c.width, c.blocks, c.heads,
-                                       name="code_prior")
+                                       name="code_prior", clock=clock)
         else:
             tokens = keras.Input((None,), dtype="int32", name="tokens")
             h = keras.layers.Embedding(vocabulary, c.width, name="embed")(tokens)
@@ -150,17 +192,26 @@ class CodePrior(OnLatents, ContinuesAudio):
         half = self.config.context // 2
         history = np.zeros((n, 0), np.int32)
         if request.prime is not None:
-            history = up.encode(self.upstream_model, request.prime)[:, -(half - 1):]
-        sampler, made, chunk = self._sampler(model), [], 0
+            history = up.encode(self.upstream_model, request.prime)
+        if self.config.clock:
+            tempos, phase = self._timing(model, request)
+        # codes so far on the songs' time line (the prime's first: the clock counts from it)
+        sampler, made, chunk, elapsed = self._sampler(model), [], 0, history.shape[1]
+        history = history[:, -(half - 1):]
         while sum(m.shape[1] for m in made) < needed:
             start = np.full((n, 1), self.start_token, np.int32)
             recent = history[:, -(half - 1):] if history.shape[1] else history
             # a fixed prefix length after the first chunk: the compiled loop traces twice
             prefix = np.concatenate([start, recent], axis=1) if recent.shape[1] == half - 1 \
                 else start
+            beats = None
+            if self.config.clock:
+                first = (elapsed - (prefix.shape[1] - 1)) * hop / self.rate  # seconds
+                beats = np.stack([tempos, phase + first * tempos / 60.0], axis=1)
             codes = sampler.sample(prefix, self.config.context - prefix.shape[1],
                                    request.temperature, top_k, request.seed * 7919 + chunk,
-                                   banned=self.start_token)
+                                   banned=self.start_token, beats=beats)
+            elapsed += codes.shape[1]
             made.append(codes)
             history = np.concatenate([history, codes], axis=1)[:, -(half - 1):]
             chunk += 1
@@ -186,7 +237,14 @@ class CodePrior(OnLatents, ContinuesAudio):
 
     def export_notes(self, model):
         c = self.config
-        return {"start_token": self.start_token, "vocabulary": self.start_token + 1,
+        notes = {}
+        if c.clock:
+            low, high = (float(v) for v in np.asarray(model.get_layer("clock").tempo_range))
+            notes["beats"] = ("(batch, 2): the tempo in BPM and the beat position (0: on a "
+                              "downbeat) where the window's first code starts (the code "
+                              "predicted at position 0): in a window primed with earlier "
+                              f"codes, the first of those; trained on {low:.1f}-{high:.1f} BPM")
+        return notes | {"start_token": self.start_token, "vocabulary": self.start_token + 1,
                 "context": c.context, "architecture": c.architecture,
                 "samples_per_code": self.upstream_family.latent_hop(),
                 "step": ("feed the start token at position 0 with zero caches, then each "

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..modules.beat_clock import CLOCK_FEATURES, beat_clock
+from ..modules.beat_clock import (CLOCK_FEATURES, beat_clock, draw_tempos, tempo_range_weight,
+                                  widen_tempo_range)
 from ..modules.features import remove_drift
 from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics, \
     band_statistics_distance
@@ -114,11 +115,7 @@ class LSTMGAN(WithCritic, RunningMeans, TwoNetworks, keras.Model):
         self.feature_matching = feature_matching
         self.beat_clock, self.rate = beat_clock, rate
         self.drift_filter = drift_filter
-        # lowest and highest tempo of the training windows (saved with the model), so
-        # generation draws tempos the model has heard
-        self.tempo_range = self.add_weight(
-            shape=(2,), initializer=keras.initializers.Constant([np.inf, -np.inf]),
-            trainable=False, name="tempo_range")
+        self.tempo_range = tempo_range_weight(self)
         self.spectrum = LogSpectrum(frame_length, name="spectrum")
         # feature matching also at 4x the frame length: bins of 16 Hz at 16 kHz resolve a kick
         self.fine_spectrum = LogSpectrum(4 * frame_length, name="fine_spectrum")
@@ -213,9 +210,7 @@ class LSTMGAN(WithCritic, RunningMeans, TwoNetworks, keras.Model):
                 self.critic_optimizer.apply_gradients(
                     zip(grads, self.discriminator.trainable_variables))
                 if self.beat_clock:
-                    self.tempo_range.assign(ops.stack([
-                        ops.minimum(self.tempo_range[0], ops.min(beats[:, 0])),
-                        ops.maximum(self.tempo_range[1], ops.max(beats[:, 0]))]))
+                    widen_tempo_range(self.tempo_range, beats)
             d_fake_g = self.critic(fake, beats, training=True)
             spectral = self._spectral_distance(real, fake)
             g_loss = -ops.mean(d_fake_g) + self.feature_matching * spectral
@@ -369,12 +364,7 @@ class LSTMGANFamily(Generates):
 
     def tempos(self, model, n, seed, bpm=None):
         """Tempo of each of n clips: `bpm`, or drawn from the training windows' range."""
-        if bpm:
-            return np.full(n, float(bpm), np.float32)
-        low, high = np.asarray(model.tempo_range)
-        if not low <= high:   # never trained
-            low = high = 120.0
-        return np.random.default_rng(seed).uniform(low, high, n).astype(np.float32)
+        return draw_tempos(model.tempo_range, n, seed, bpm)
 
     def generate(self, model, request, progress=None):
         n, samples, seed = request.n, request.samples(self.rate), request.seed

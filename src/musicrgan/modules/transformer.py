@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import import_tensorflow
+from .beat_clock import ClockEmbedding
 from .sampling import draw_token
 
 tf = import_tensorflow()
@@ -114,15 +115,24 @@ class CausalBlock(keras.layers.Layer):
 
 
 def causal_transformer(vocabulary: int, context: int, width: int, blocks: int, heads: int,
-                       name: str = "transformer") -> keras.Model:
-    """(batch, steps <= context) tokens → (batch, steps, vocabulary) next-token logits."""
+                       name: str = "transformer", clock: tuple[int, int] | None = None
+                       ) -> keras.Model:
+    """(batch, steps <= context) tokens → (batch, steps, vocabulary) next-token logits.
+    With `clock` (hop, rate): the model also takes beats (batch, 2) [tempo, beat position
+    where the first token's step starts] and hears the beat clock at each step
+    (beat_clock.ClockEmbedding, layer "clock")."""
     tokens = keras.Input((None,), dtype="int32", name="tokens")
+    inputs = tokens
     h = TokenAndPosition(vocabulary, context, width, name="embed")(tokens)
+    if clock is not None:
+        beats = keras.Input((2,), name="beats")
+        inputs = [tokens, beats]
+        h = h + ClockEmbedding(*clock, width, name="clock")(tokens, beats)
     for i in range(blocks):
         h = CausalBlock(width, heads, name=f"block_{i}")(h)
     h = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
     logits = layers.Dense(vocabulary, name="logits")(h)
-    return keras.Model(tokens, logits, name=name)
+    return keras.Model(inputs, logits, name=name)
 
 
 class TransformerStep(keras.layers.Layer):
@@ -134,6 +144,7 @@ class TransformerStep(keras.layers.Layer):
     def __init__(self, model: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.embed = model.get_layer("embed")
+        self.clock = next((layer for layer in model.layers if layer.name == "clock"), None)
         self.blocks = [layer for layer in model.layers if isinstance(layer, CausalBlock)]
         self.norm, self.head = model.get_layer("final_norm"), model.get_layer("logits")
 
@@ -142,8 +153,10 @@ class TransformerStep(keras.layers.Layer):
         return [ops.zeros((batch, block.heads, self.embed.context, block.depth))
                 for block in self.blocks for _ in ("keys", "values")]
 
-    def call(self, token, position, caches):
+    def call(self, token, position, caches, beats=None):
         h = self.embed.at(token, position)
+        if self.clock is not None:
+            h = h + self.clock.at(beats, position)
         written = []
         for block, (keys, values) in zip(self.blocks, zip(caches[::2], caches[1::2])):
             h, keys, values = block.step(h, keys, values, position)
@@ -155,21 +168,22 @@ class CachedSampler:
     """Samples a trained causal_transformer position by position with its key/value cache,
     in one compiled loop: the prefix (batch, P) is read first, then `steps` tokens are
     drawn (temperature, top-k; Gumbel-max with a seeded stateless draw, so a seed gives
-    the same tokens). P + steps must fit the context."""
+    the same tokens). P + steps must fit the context. A model with a clock also takes beats
+    (batch, 2): the tempo and the beat position where the prefix's first step starts."""
 
     def __init__(self, model: keras.Model):
         self.step = TransformerStep(model)
         self.context = self.step.embed.context
         self._loop = tf.function(self._sample, jit_compile=True)
 
-    def _sample(self, prefix, steps, temperature, top_k, seed, banned):
+    def _sample(self, prefix, steps, temperature, top_k, seed, banned, beats):
         b, p = tf.shape(prefix)[0], tf.shape(prefix)[1]
         caches = self.step.empty_caches(b)
         # a token is drawn at every position; those drawn while reading the prefix are dropped
         out = tf.TensorArray(tf.int32, size=p - 1 + steps)
 
         def body(i, token, caches, out):
-            logits, *caches = self.step(token, i, caches)
+            logits, *caches = self.step(token, i, caches, beats)
             drawn = draw_token(logits, temperature, top_k, banned, tf.stack([seed, i]))
             nxt = tf.where(i + 1 < p, prefix[:, tf.minimum(i + 1, p - 1)], drawn)
             return i + 1, nxt, caches, out.write(i, drawn)
@@ -179,28 +193,33 @@ class CachedSampler:
         return tf.transpose(out.stack()[p - 1:])
 
     def sample(self, prefix: np.ndarray, steps: int, temperature: float, top_k: int,
-               seed: int, banned: int = -1) -> np.ndarray:
+               seed: int, banned: int = -1, beats: np.ndarray | None = None) -> np.ndarray:
         if prefix.shape[1] + steps > self.context:
             raise ValueError(f"prefix {prefix.shape[1]} + steps {steps} exceed the context "
                              f"of {self.context}")
         # steps is a Python number: the loop's length is fixed at trace time (XLA wants it)
         return np.asarray(self._loop(tf.constant(prefix, tf.int32), int(steps),
                                      tf.constant(float(temperature)), tf.constant(int(top_k)),
-                                     tf.constant(int(seed)), tf.constant(int(banned))))
+                                     tf.constant(int(seed)), tf.constant(int(banned)),
+                                     tf.constant(np.zeros((len(prefix), 2)) if beats is None
+                                                 else beats, tf.float32)))
 
 
 def step_model(model: keras.Model) -> keras.Model:
     """A causal_transformer's sampling step as a model: inputs token (batch,), position
     (batch,) and keys_i, values_i (batch, heads, context, depth) for each block i (zeros to
-    start); outputs logits (batch, vocabulary) and the caches to feed the next step."""
+    start), and for a model with a clock beats (batch, 2) [tempo, beat position where the
+    window's first step starts]; outputs logits (batch, vocabulary) and the caches to feed
+    the next step."""
     step = TransformerStep(model, name="step")
     context = step.embed.context
     token = keras.Input((), dtype="int32", name="token")
     position = keras.Input((), dtype="int32", name="position")
     caches = [keras.Input((block.heads, context, block.depth), name=f"{kind}_{i}")
               for i, block in enumerate(step.blocks) for kind in ("keys", "values")]
-    outputs = step(token, position, caches)
+    beats = [keras.Input((2,), name="beats")] if step.clock is not None else []
+    outputs = step(token, position, caches, *beats)
     names = ["logits"] + [f"{kind}_{i}_out" for i in range(len(step.blocks))
                           for kind in ("keys", "values")]
     outputs = [keras.layers.Identity(name=n)(o) for n, o in zip(names, outputs)]
-    return keras.Model([token, position, *caches], outputs, name="prior_step")
+    return keras.Model([token, position, *caches, *beats], outputs, name="prior_step")
