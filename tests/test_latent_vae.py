@@ -56,11 +56,13 @@ def hierarchy(techno, tmp_path_factory):
     from musicrgan.cli import main
     root = tmp_path_factory.mktemp("hierarchy")
     assert main(["train", "new", str(root / "wave"), "--model", "wave-vae", "--data",
-                 str(techno), "--config", str(tiny_config("wave-vae")), "--epochs", "1"]) == 0
+                 str(techno), "--config", str(tiny_config("wave-vae")), "--epochs", "1",
+                 "--set", "seed=1"]) == 0
     assert main(["train", "new", str(root / "high"), "--model", "latent-vae", "--upstream",
                  str(root / "wave"), "--config", str(tiny_config("latent-vae")), "--epochs", "2",
                  "--set", "objective=posterior", "--set", "steps_per_epoch=6",
-                 "--set", "seed=1"]) == 0
+                 # the KL's weight stays low, so the reconstruction it trades against falls
+                 "--set", "warmup_steps=1000", "--set", "seed=1"]) == 0
     return root
 
 
@@ -73,7 +75,9 @@ def test_the_hierarchy_trains_generates_and_reconstructs_through_the_cli(hierarc
     assert steps.dtype == np.float32 and steps.shape[1] == 2 * wave.family.latent_channels()
     history = read_history(high.path)
     assert {"reconstruction", "kl", "warmup", "val_reconstruction"} <= set(history[0])
-    assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
+    # it learns: the same validation windows come back closer (6 random training windows an
+    # epoch are too few for the training mean to fall every time)
+    assert float(history[1]["val_reconstruction"]) < float(history[0]["val_reconstruction"])
 
     status, printed, err = cli(capsys, "generate", high.path, "--n", "2", "--seconds", "1",
                                "--out", tmp_path / "songs", "--quiet")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..modules.conv import decoder, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
-from ..modules.spectral import multiscale_spectral_distance
+from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
 from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, TwoNetworks,
                    check_whole_numbers, tf)
@@ -39,12 +39,15 @@ class VQVAEConfig(TrainConfig):
     decay: float = 0.99          # of the codebook's moving averages
     waveform_weight: float = 1.0
     spectral_weight: float = 1.0
+    # STFT sizes of the spectral distance (longer than the window: left out)
+    spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     batch_size: int = 8
     learning_rate: float = 1e-3
 
     def validate(self):
         super().validate()
         check_whole_numbers("strides", self.strides)
+        check_whole_numbers("spectral_scales", self.spectral_scales)
         if min(self.channels, self.latent_dim, self.codes) < 1 or self.codes < 2:
             raise ConfigError("channels and latent_dim must be >= 1, codes >= 2")
         if self.window < math.prod(self.strides):
@@ -59,15 +62,17 @@ class VQVAEModel(RunningMeans, TwoNetworks, keras.Model):
     """Encoder, quantizer and decoder with the VQ-VAE train step."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
-                "spectral_weight")
+                "spectral_weight", "spectral_scales")
 
     def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
-                 waveform_weight=1.0, spectral_weight=1.0, **kwargs):
+                 waveform_weight=1.0, spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.codes, self.latent_dim = codes, latent_dim
         self.commitment, self.decay = commitment, decay
         self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
+        self.spectral_scales = tuple(spectral_scales)
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
         self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
@@ -84,7 +89,8 @@ class VQVAEModel(RunningMeans, TwoNetworks, keras.Model):
         quantized, indices = self.quantizer(latents)
         decoded = self.decoder(quantized, training=training)
         reconstruction = (self.waveform_weight * ops.mean(ops.abs(audio - decoded))
-                          + self.spectral_weight * multiscale_spectral_distance(audio, decoded))
+                          + self.spectral_weight * multiscale_spectral_distance(
+                              audio, decoded, self.spectral_scales))
         commitment = self.quantizer.commitment(latents, indices)
         return reconstruction, commitment, latents, indices
 
@@ -132,7 +138,7 @@ class VQVAE(Encodes):
         model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
                            decoder(c.channels, c.strides, c.latent_dim), c.codes, c.latent_dim,
                            c.commitment, c.decay, c.waveform_weight, c.spectral_weight,
-                           name="vqvae")
+                           c.spectral_scales, name="vqvae")
         model.build()
         self.compile(model)
         return model

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..modules import discriminators, gaussian
 from ..modules.conv import decoder, encoder
-from ..modules.spectral import multiscale_spectral_distance
+from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
 from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, TwoNetworks,
                    WithCritic, check_whole_numbers, tf)
@@ -66,6 +66,8 @@ class WaveVAEConfig(TrainConfig):
     kernel: str = "imq"          # mmd: inverse multiquadratic or rbf
     warmup_steps: int = 1000     # the regularizer's weight rises 0 → 1 over these steps
     spectral_weight: float = 1.0
+    # STFT sizes of the spectral distance (longer than the window: left out)
+    spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     waveform_weight: float = 0.0
     # the adversarial phase
     discriminator: str = "multiscale"   # or "multiperiod"
@@ -83,6 +85,7 @@ class WaveVAEConfig(TrainConfig):
         if self.kernel not in gaussian.KERNELS:
             raise ConfigError(f"kernel must be imq or rbf, got {self.kernel!r}")
         check_whole_numbers("strides", self.strides)
+        check_whole_numbers("spectral_scales", self.spectral_scales)
         if min(self.channels, self.latent_dim, self.warmup_steps) < 1:
             raise ConfigError("channels, latent_dim and warmup_steps must be >= 1")
         if self.window < math.prod(self.strides):
@@ -105,19 +108,22 @@ class WaveVAEModel(WithCritic, RunningMeans, TwoNetworks, keras.Model):
     each phase; in the adversarial phase also the discriminator and its optimizer."""
     NETWORKS = ("encoder", "decoder", "discriminator")
     SETTINGS = ("latent_dim", "regularizer", "kl_weight", "mmd_weight", "kernel",
-                "warmup_steps", "spectral_weight", "waveform_weight", "phase", "judges",
+                "warmup_steps", "spectral_weight", "spectral_scales", "waveform_weight", "phase",
+                "judges",
                 "adversarial_weight", "feature_matching")
 
     def __init__(self, encoder, decoder, discriminator=None, latent_dim=16, regularizer="kl",
                  kl_weight=0.1, mmd_weight=10.0, kernel="imq", warmup_steps=1000,
-                 spectral_weight=1.0, waveform_weight=0.0, phase="autoencoder", judges=0,
-                 adversarial_weight=1.0, feature_matching=10.0, **kwargs):
+                 spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES, waveform_weight=0.0,
+                 phase="autoencoder", judges=0, adversarial_weight=1.0, feature_matching=10.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.latent_dim, self.regularizer = latent_dim, regularizer
         self.kl_weight, self.mmd_weight, self.kernel = kl_weight, mmd_weight, kernel
         self.warmup_steps = warmup_steps
         self.spectral_weight, self.waveform_weight = spectral_weight, waveform_weight
+        self.spectral_scales = tuple(spectral_scales)
         self.phase, self.judges = phase, judges
         self.adversarial_weight, self.feature_matching = adversarial_weight, feature_matching
         if phase == "adversarial":
@@ -163,7 +169,8 @@ class WaveVAEModel(WithCritic, RunningMeans, TwoNetworks, keras.Model):
         return h, mmd, self.mmd_weight
 
     def _reconstruction(self, audio, decoded):
-        distance = self.spectral_weight * multiscale_spectral_distance(audio, decoded)
+        distance = self.spectral_weight * multiscale_spectral_distance(audio, decoded,
+                                                                       self.spectral_scales)
         if self.waveform_weight:
             distance = distance + self.waveform_weight * ops.mean(ops.abs(audio - decoded))
         return distance
@@ -269,9 +276,9 @@ class WaveVAE(Encodes, SamplesPrior):
                                                          c.discriminator_channels, c.periods)
         model = WaveVAEModel(encoder_net, decoder_net, discriminator, c.latent_dim,
                              c.regularizer, c.kl_weight, c.mmd_weight, c.kernel,
-                             c.warmup_steps, c.spectral_weight, c.waveform_weight, phase,
-                             judges, c.adversarial_weight, c.feature_matching,
-                             name="wave_vae")
+                             c.warmup_steps, c.spectral_weight, c.spectral_scales,
+                             c.waveform_weight, phase, judges, c.adversarial_weight,
+                             c.feature_matching, name="wave_vae")
         model.build()
         self.compile(model)
         return model

@@ -73,7 +73,10 @@ class ValidationDistance(keras.metrics.Metric):
                                         [s[1] / count for s in self.sums])
 
 
-def multiscale_spectral_distance(x, y, scales=(2048, 1024, 512, 256, 128, 64), eps=1e-5):
+SPECTRAL_SCALES = (2048, 1024, 512, 256, 128, 64)
+
+
+def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5):
     """sum over scales of mean | log(|STFT(x)| + eps) - log(|STFT(y)| + eps) |, for
     (batch, samples) audio: the reconstruction distance of DDSP and RAVE (Hann windows at
     75 % overlap). Scales longer than the audio are left out."""
