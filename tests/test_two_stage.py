@@ -84,7 +84,7 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     are counted; the sampling step hears the same clock as the whole model (logits equal
     position by position), the clock changes what it predicts; generate takes --bpm and
     otherwise draws the corpus's tempos."""
-    from musicrgan.beats import MIN_BPM, corpus_grids, grid_at
+    from musicrgan.beats import MIN_BPM, corpus_grids, find_grid, grid_at
     from musicrgan.latents import LatentSource
     from musicrgan.models.base import GenerationRequest
     from musicrgan.modules.transformer import TransformerStep
@@ -102,6 +102,9 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     assert set(np.flatnonzero(counts) + MIN_BPM) <= {round(t) for t in tempos}
     drawn = run.family.describe(model, GenerationRequest(n=4))["bpm"]
     assert set(drawn) <= set(np.flatnonzero(counts) + MIN_BPM)
+    loop = sf.read(wavs[0], dtype="float32")[0]   # 4 s of a loop: long enough for a grid
+    primed = run.family.describe(model, GenerationRequest(n=1, prime=loop[None]))["bpm"]
+    assert primed == [round(find_grid(loop, 8000).bpm, 2)]   # a prime's own tempo
 
     source = LatentSource(cache, "train", 16, (techno, hop, 8000))
     windows = source.sequential_windows()
@@ -121,8 +124,11 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     elsewhere = np.asarray(model([tokens, beats + [[0.0, 0.5]]]))[0]
     assert np.abs(elsewhere - whole).max() > 1e-3   # half a beat later: other predictions
 
+    # a primed song: the clock's phase is the prime's (beats.find_grid), the tempo asked
+    prime = write_wav(tmp_path / "clocked.wav", sf.read(wavs[0])[0][:8000], 8000)
     status, printed, err = cli(capsys, "generate", folder, "--n", "2", "--seconds", "0.5",
-                               "--bpm", "131", "--out", tmp_path / "clocked", "--quiet")
+                               "--bpm", "131", "--prime", prime, "--out", tmp_path / "clocked",
+                               "--quiet")
     assert status == 0, err
     listing = json.loads((tmp_path / "clocked" / "index.json").read_text())["clips"]
     assert [c["bpm"] for c in listing] == [131.0, 131.0]

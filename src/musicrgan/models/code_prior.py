@@ -19,6 +19,7 @@ the rhythm; the Fréchet distance of a few validation clips picked it too (docs/
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,16 +114,22 @@ class CodePrior(OnLatents, ContinuesAudio):
         return {"bpm": [round(float(b), 2) for b in self._timing(model, request)[0]]}
 
     def _timing(self, model, request):
-        """Each song's tempo and the beat position where its first code starts (the
-        prime's, found by beats.find_grid, where a prime is given)."""
+        """Each song's tempo and the beat position where its first code starts: --bpm, or
+        the prime's grid (beats.find_grid) where it shows one (a prime of a few seconds: the
+        default prime, half a context of codes, is often too short), or one of the corpus's
+        tempos from a downbeat."""
         n, bpm = request.n, request.controls.get("bpm")
+        tempos = draw_corpus_tempos(model.get_layer("clock").tempo_counts, n, request.seed, bpm)
         phase = np.zeros(n, np.float32)
         if request.prime is not None:
-            grids = [find_grid(p, self.rate) for p in request.prime]
-            phase = np.array([g.beat_at(0.0) for g in grids], np.float32)
-            bpm = bpm or float(np.median([g.bpm for g in grids]))
-        return draw_corpus_tempos(model.get_layer("clock").tempo_counts, n, request.seed,
-                                  bpm), phase
+            with warnings.catch_warnings():  # a prime shorter than a beat has no grid
+                warnings.simplefilter("ignore", RuntimeWarning)
+                grids = [find_grid(p, self.rate) for p in request.prime]
+            for i, grid in enumerate(grids):
+                if grid.strength > 0:
+                    tempos[i] = bpm or grid.bpm
+                    phase[i] = grid.beat_at(0.0) * tempos[i] / grid.bpm
+        return tempos, phase
 
     def build(self):
         c = self.config
