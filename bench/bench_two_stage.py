@@ -15,22 +15,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import save, timed  # noqa: E402
 
 from musicrgan.models import get_family  # noqa: E402
 from musicrgan.models.base import GenerationRequest  # noqa: E402
 
 RATE = 16000
 
-
-def timed(fn, repeat: int = 3) -> float:
-    fn()  # tracing and compiling are not throughput
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def uncached_codes_per_second(model, context: int, steps: int) -> float:

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import musicrgan  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
@@ -49,3 +50,15 @@ def save(name: str, result: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """The best wall time of `repeat` calls of fn, after one untimed call (tracing and
+    compiling are not throughput)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best

@@ -61,6 +61,13 @@ BENCHES = [
      "cache, which runs the whole prefix through the model for every new code. Targets "
      "(issue 10): decoding at least 30x real time, sampling plus decoding at least 5x per "
      "stream, encoding for the latent cache at least 100x."),
+    ("hierarchy", "bench_hierarchy.py",
+     "The hierarchical generator's speed at the default configs, 16 kHz, 10 s of audio, "
+     "untrained weights, batch 1: wave-vae decoding, whole generation through latent-vae "
+     "(draw, trajectory, decoding) and through latent-diffusion at its default step count "
+     "(DDIM from noise, decoding), x real time. Baseline, same process: latent-vae "
+     "generation (diffusion_over_latent_vae). Targets (issue 11): decoding at least 30x, "
+     "whole generation at least 10x, latent diffusion at least 2x."),
 ]
 
 

@@ -12,8 +12,8 @@ def register(cls):
 
 
 def _load_all() -> None:
-    from . import (code_prior, fft_lstm, latent_vae, lstm_gan, sample_lstm,  # noqa: F401
-                   spec_vae, vqvae, wave_vae)  # (each registers itself)
+    from . import (code_prior, fft_lstm, latent_diffusion, latent_vae, lstm_gan,  # noqa: F401
+                   sample_lstm, spec_vae, vqvae, wave_vae)  # (each registers itself)
 
 
 def family_names() -> list[str]:

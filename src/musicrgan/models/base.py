@@ -260,6 +260,15 @@ class Family:
         logs): a family can put a validation measure of its own there."""
         return []
 
+    def traced(self, model: keras.Model, name: str, fn, *signature):
+        """`fn` as a graph traced once per model for inputs of `signature` (tf.TensorSpecs
+        with free batch and length): about twice the speed of eager calls at batch 1 for
+        vqvae's networks (bench/bench_two_stage.py)."""
+        graphs = self.__dict__.setdefault("_graphs", {})
+        if name not in graphs or graphs[name][0] is not model:
+            graphs[name] = (model, tf.function(fn, input_signature=list(signature)))
+        return graphs[name][1]
+
     def exports(self, model: keras.Model) -> dict[str, keras.Model]:
         """The networks a user needs outside musicrgan, by name, each a Keras model with
         named inputs and outputs (`musicrgan export` writes each in the format asked): by
@@ -403,12 +412,3 @@ class Encodes(Family):
 
     def reconstruct(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
         return self.decode(model, self.encode(model, audio))[:, :audio.shape[1]]
-
-    def traced(self, model: keras.Model, name: str, fn, *signature):
-        """`fn` as a graph traced once per model for inputs of `signature` (tf.TensorSpecs
-        with free batch and length): about twice the speed of eager calls at batch 1 for
-        vqvae's networks (bench/bench_two_stage.py)."""
-        graphs = self.__dict__.setdefault("_graphs", {})
-        if name not in graphs or graphs[name][0] is not model:
-            graphs[name] = (model, tf.function(fn, input_signature=list(signature)))
-        return graphs[name][1]

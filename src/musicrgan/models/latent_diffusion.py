@@ -1,0 +1,207 @@
+"""`latent-diffusion`: a diffusion model over the latent trajectories of an upstream run with
+continuous latents (`--upstream` a wave-vae run; a Gaussian spec-vae's works too): the
+alternative to latent-vae as the prior of the hierarchical generator (issue 11 §5).
+
+The denoiser is a fully convolutional 1-D network over (batch, steps, channels): dilated
+residual units at one width (modules/conv.residual_unit), each told the noise level by a
+learned projection of its sinusoidal embedding. It learns v-prediction (Salimans and Ho
+2022, "Progressive distillation") under the cosine schedule (Nichol and Dhariwal 2021):
+x_t = a x0 + s eps with a = cos(pi t / 2), s = sin(pi t / 2), target v = a eps - s x0, mean
+squared error, t uniform in (0, 1]. Generation runs the deterministic DDIM sampler (Song et
+al. 2021) from N(0, temperature²) noise in `denoise_steps` steps (a control of generate) over
+the whole song's trajectory at once (the network is convolutional, so any length), then
+decodes it through the upstream's decoder.
+
+The targets are the upstream posterior's means as the cache holds them (a KL or MMD
+upstream keeps them near unit scale, which the schedule assumes)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..modules.conv import residual_unit
+from . import register
+from .base import ConfigError, Control, Generates, OnLatents, RunningMeans, TrainConfig, tf
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+EMBEDDING = 64   # sinusoidal features of the noise level
+
+
+@dataclass
+class LatentDiffusionConfig(TrainConfig):
+    window: int = 128            # upstream latent steps per training example (1 s through
+    #                              a 128x wave-vae at 16 kHz)
+    channels: int = 128          # the denoiser's width
+    blocks: int = 3              # of dilated residual units (dilations 1, 3, 9 each)
+    denoise_steps: int = 20      # what generate's --denoise-steps defaults to
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+
+    def validate(self):
+        super().validate()
+        if min(self.window, self.channels, self.blocks, self.denoise_steps) < 1:
+            raise ConfigError("window, channels, blocks and denoise_steps must be >= 1")
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class NoiseLevelFeatures(layers.Layer):
+    """(batch,) noise levels in [0, 1] → (batch, EMBEDDING) sines and cosines of t at
+    frequencies from 1 to 1000 (the transformer's position features, for a level)."""
+
+    def call(self, t):
+        frequencies = ops.exp(ops.linspace(0.0, math.log(1000.0), EMBEDDING // 2))
+        angles = ops.cast(ops.reshape(t, (-1, 1)), "float32") * frequencies[None] * math.pi
+        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+
+def cosine_schedule(t):
+    """(signal scale a, noise scale s) at noise level t: a² + s² = 1."""
+    return ops.cos(0.5 * math.pi * t), ops.sin(0.5 * math.pi * t)
+
+
+def denoiser(dim: int, channels: int, blocks: int) -> keras.Model:
+    """(noisy (batch, steps, dim), t (batch,)) → v-prediction (batch, steps, dim)."""
+    noisy = keras.Input((None, dim), name="noisy")
+    t = keras.Input((), name="noise_level")
+    level = layers.Dense(channels, activation="silu", name="level_in")(
+        NoiseLevelFeatures(name="level_features")(t))
+    h = layers.Conv1D(channels, 3, padding="same", name="den_in")(noisy)
+    for b in range(blocks):
+        told = layers.Dense(channels, name=f"level_{b}")(level)
+        h = layers.Add(name=f"told_{b}")([h, layers.Reshape((1, channels))(told)])
+        for d in (1, 3, 9):
+            h = residual_unit(h, channels, d, f"den{b}_res{d}")
+    h = layers.LeakyReLU(0.2)(h)
+    return keras.Model([noisy, t], layers.Conv1D(dim, 3, padding="same", name="den_out")(h),
+                       name="denoiser")
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class LatentDiffusionModel(RunningMeans, keras.Model):
+    """The denoiser with the v-prediction train step."""
+
+    def __init__(self, denoiser, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.denoiser, self.dim = denoiser, dim
+        self.start_tracking(("loss",))
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs):
+        return self.denoiser(inputs)
+
+    def _loss(self, cached, seed, training):
+        x0 = cached[..., :self.dim]
+        batch = ops.shape(x0)[0]
+        t = tf.random.stateless_uniform((batch,), seed, 1e-3, 1.0)
+        eps = tf.random.stateless_normal(ops.shape(x0), seed + 1)
+        a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
+        v = self.denoiser([a * x0 + s * eps, t], training=training)
+        return ops.mean(ops.square(v - (a * eps - s * x0)))
+
+    def train_step(self, cached):
+        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 41])
+        with tf.GradientTape() as tape:
+            loss = self._loss(cached, seed, True)
+        weights = self.denoiser.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return self._track(loss)
+
+    def test_step(self, cached):
+        # the same noise levels and noise for every validation pass: epochs compare
+        return self._track(self._loss(cached, ops.convert_to_tensor([0, 43], "int32"), False))
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim,
+                "denoiser": keras.saving.serialize_keras_object(self.denoiser)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["denoiser"] = keras.saving.deserialize_keras_object(config["denoiser"])
+        return cls(**config)
+
+
+def ddim(denoise, noise, steps: int):
+    """The deterministic DDIM sampler under the cosine schedule: `noise` (at t = 1) →
+    x0 in `steps` calls of `denoise(x_t, t) → v`."""
+    x = noise
+    levels = np.linspace(1.0, 0.0, steps + 1, dtype=np.float32)
+    for here, there in zip(levels[:-1], levels[1:]):
+        a, s = (float(v) for v in cosine_schedule(np.float32(here)))
+        v = denoise(x, np.full((x.shape[0],), here, np.float32))
+        x0, eps = a * x - s * v, s * x + a * v
+        a_next, s_next = (float(v) for v in cosine_schedule(np.float32(there)))
+        x = a_next * x0 + s_next * eps
+    return x
+
+
+@register
+class LatentDiffusion(OnLatents, Generates):
+    name = "latent-diffusion"
+    Config = LatentDiffusionConfig
+
+    def accepts(self, family):
+        if family.codebook_size():
+            return (f"its latents are codes of a codebook ({family.name}'s): latent-diffusion "
+                    "denoises continuous trajectories (a wave-vae run's)")
+        return None
+
+    def window(self):
+        return self.config.window
+
+    def examples(self, cached):
+        return cached
+
+    def controls(self):
+        return (Control("denoise_steps", "sampler steps from noise to a trajectory (more: "
+                        "slower, usually cleaner; default: the run's config)", 1, 1000, "K"),)
+
+    def build(self):
+        c = self.config
+        dim = self.upstream_family.latent_channels()
+        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks), dim,
+                                     name="latent_diffusion")
+        model.build()
+        self.compile(model)
+        return model
+
+    def compile(self, model):
+        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0))
+
+    def generate(self, model, request, progress=None):
+        up, samples = self.upstream_family, request.samples(self.rate)
+        steps = -(-samples // up.latent_hop())
+        temperature = request.temperature if request.temperature > 0 else 1.0
+        noise = temperature * np.random.default_rng(request.seed).standard_normal(
+            (request.n, steps, model.dim)).astype(np.float32)
+        denoise = self.traced(model, "denoise", lambda x, t: model.denoiser([x, t]),
+                              tf.TensorSpec((None, None, model.dim), tf.float32),
+                              tf.TensorSpec((None,), tf.float32))
+        trajectory = ddim(lambda x, t: np.asarray(denoise(x, t)), noise,
+                          int(request.controls.get("denoise_steps", self.config.denoise_steps)))
+        audio = up.decode(self.upstream_model, trajectory)
+        if progress:
+            progress(samples)
+        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
+
+    def exports(self, model):
+        """The denoiser (one call of the sampler) and the upstream's decoder."""
+        return {"denoiser": model.denoiser,
+                "decoder": self.upstream_family.exports(self.upstream_model)["decoder"]}
+
+    def export_notes(self, model):
+        return {"samples_per_step": self.upstream_family.latent_hop(),
+                "denoiser": (f"(noisy (batch, steps, {model.dim}), noise_level (batch,)) -> "
+                             "v; schedule a = cos(pi t / 2), s = sin(pi t / 2)"),
+                "sampler": (f"DDIM: x = N(0, I) at t = 1; for t from 1 to 0 in "
+                            f"{self.config.denoise_steps} equal steps: v = denoiser(x, t), "
+                            "x0 = a x - s v, eps = s x + a v, x = a' x0 + s' eps at the next t"),
+                "decoder": "x0 (batch, steps, channels) -> audio (batch, steps * "
+                           "samples_per_step)"}

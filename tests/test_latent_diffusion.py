@@ -1,0 +1,69 @@
+"""latent-diffusion: the sampler and schedule recover what an exact denoiser knows; through
+the CLI over a tiny wave-vae, it learns (validation loss on fixed noise falls) and its
+step count is a control of generate."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import cli, tiny_config
+from musicrgan import import_tensorflow
+from musicrgan.models.latent_diffusion import (LatentDiffusion, LatentDiffusionConfig,
+                                               cosine_schedule, ddim)
+from musicrgan.models.vqvae import VQVAE, VQVAEConfig
+from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
+from musicrgan.runs import read_history
+
+import_tensorflow()
+
+
+@pytest.mark.parametrize("steps", [1, 4, 25])
+def test_ddim_with_an_exact_denoiser_lands_on_its_target(steps):
+    """A denoiser that knows x0 answers v = a eps - s x0 with eps = (x - a x0) / s: DDIM
+    must land on x0 from any noise, in any number of steps."""
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((2, 7, 3)).astype(np.float32)
+
+    def exact(x, t):
+        a, s = (float(v) for v in cosine_schedule(np.float32(t[0])))
+        eps = (x - a * target) / s
+        return a * eps - s * target
+
+    landed = ddim(exact, rng.standard_normal(target.shape).astype(np.float32), steps)
+    np.testing.assert_allclose(landed, target, atol=1e-4)
+    a, s = (float(v) for v in cosine_schedule(np.float32(0.3)))
+    assert a * a + s * s == pytest.approx(1.0)   # the schedule keeps unit variance
+
+
+def test_it_refuses_codes():
+    family = LatentDiffusion(LatentDiffusionConfig(), 16000)
+    assert "codes of a codebook" in family.accepts(VQVAE(VQVAEConfig(), 16000))
+    assert family.accepts(WaveVAE(WaveVAEConfig(), 16000)) is None
+
+
+def test_it_learns_a_wave_vae_s_trajectories_and_samples_them(techno, tmp_path, capsys):
+    status, _, err = cli(capsys, "train", "new", tmp_path / "wave", "--model", "wave-vae",
+                         "--data", techno, "--config", tiny_config("wave-vae"), "--epochs", "1",
+                         "--set", "seed=1")
+    assert status == 0, err
+    status, _, err = cli(capsys, "train", "new", tmp_path / "diff", "--model", "latent-diffusion",
+                         "--upstream", tmp_path / "wave", "--config",
+                         tiny_config("latent-diffusion"), "--epochs", "3", "--set",
+                         "steps_per_epoch=10", "--set", "seed=1")
+    assert status == 0, err
+    history = read_history(tmp_path / "diff")
+    assert float(history[-1]["val_loss"]) < float(history[0]["val_loss"])
+
+    songs = {}
+    for k in ("1", "6"):
+        status, printed, err = cli(capsys, "generate", tmp_path / "diff", "--n", "2",
+                                   "--seconds", "1", "--denoise-steps", k, "--out",
+                                   tmp_path / f"s{k}", "--quiet")
+        assert status == 0, err
+        songs[k] = np.stack([sf.read(p)[0] for p in printed.split()])
+    assert songs["1"].shape == (2, 8000) and np.isfinite(songs["6"]).all()
+    assert not np.array_equal(songs["1"], songs["6"])   # the step count is used
+    listing = json.loads((tmp_path / "s6" / "index.json").read_text())["clips"]
+    assert {c["family"] for c in listing} == {"latent-diffusion"}
