@@ -124,7 +124,7 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     elsewhere = np.asarray(model([tokens, beats + [[0.0, 0.5]]]))[0]
     assert np.abs(elsewhere - whole).max() > 1e-3   # half a beat later: other predictions
 
-    # a primed song: the clock's phase is the prime's (beats.find_grid), the tempo asked
+    # primed songs at the tempo asked (--bpm wins over a prime's own)
     prime = write_wav(tmp_path / "clocked.wav", sf.read(wavs[0])[0][:8000], 8000)
     status, printed, err = cli(capsys, "generate", folder, "--n", "2", "--seconds", "0.5",
                                "--bpm", "131", "--prime", prime, "--out", tmp_path / "clocked",
