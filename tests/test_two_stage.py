@@ -77,6 +77,12 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
                                "0.5", "--prime", prime, "--out", tmp_path / "primed", "--quiet")
     assert status == 0, err
     assert not np.array_equal(sf.read(printed.strip())[0], songs[0][:4000])
+    # a prime of three codes (48 samples), shorter than half the context, is heard too
+    status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "1", "--seconds",
+                               "0.5", "--top-k", "1", "--seed", "1", "--prime", prime,
+                               "--window", "0.006", "--out", tmp_path / "short", "--quiet")
+    assert status == 0, err
+    assert not np.array_equal(sf.read(printed.strip())[0], a)   # a: greedy, unprimed
 
 
 def check_the_clock(folder, techno, cache, tmp_path, capsys):

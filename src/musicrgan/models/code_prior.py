@@ -207,10 +207,10 @@ class CodePrior(OnLatents, ContinuesAudio):
         history = history[:, -(half - 1):]
         while sum(m.shape[1] for m in made) < needed:
             start = np.full((n, 1), self.start_token, np.int32)
-            recent = history[:, -(half - 1):] if history.shape[1] else history
-            # a fixed prefix length after the first chunk: the compiled loop traces twice
-            prefix = np.concatenate([start, recent], axis=1) if recent.shape[1] == half - 1 \
-                else start
+            # the start token and up to half a context of the codes before (a prime shorter
+            # than that too): the compiled loop traces once for the first chunk's prefix
+            # length and once for every later chunk's
+            prefix = np.concatenate([start, history[:, -(half - 1):]], axis=1)
             beats = None
             if self.config.clock:
                 first = (elapsed - (prefix.shape[1] - 1)) * hop / self.rate  # seconds
