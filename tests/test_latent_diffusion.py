@@ -19,22 +19,25 @@ from musicrgan.runs import read_history
 import_tensorflow()
 
 
+def exact_denoiser(target):
+    """A denoiser that knows x0: v = a eps - s x0, with eps = (x - a x0) / s."""
+    def denoise(x, t):
+        a, s = (float(v) for v in cosine_schedule(np.float32(t[0])))
+        return a * (x - a * target) / s - s * target
+    return denoise
+
+
 @pytest.mark.parametrize("steps", [1, 4, 25])
 def test_ddim_with_an_exact_denoiser_lands_on_its_target(steps):
-    """A denoiser that knows x0 answers v = a eps - s x0 with eps = (x - a x0) / s: DDIM
-    must land on x0 from any noise, in any number of steps."""
+    """DDIM with a denoiser that knows x0 must land on x0 from any noise, in any number of
+    steps; the schedule keeps unit variance (a² + s² = 1)."""
     rng = np.random.default_rng(0)
     target = rng.standard_normal((2, 7, 3)).astype(np.float32)
-
-    def exact(x, t):
-        a, s = (float(v) for v in cosine_schedule(np.float32(t[0])))
-        eps = (x - a * target) / s
-        return a * eps - s * target
-
-    landed = ddim(exact, rng.standard_normal(target.shape).astype(np.float32), steps)
+    noise = rng.standard_normal(target.shape).astype(np.float32)
+    landed = ddim(exact_denoiser(target), noise, steps)
     np.testing.assert_allclose(landed, target, atol=1e-4)
     a, s = (float(v) for v in cosine_schedule(np.float32(0.3)))
-    assert a * a + s * s == pytest.approx(1.0)   # the schedule keeps unit variance
+    assert a * a + s * s == pytest.approx(1.0)
 
 
 def test_it_refuses_codes():
