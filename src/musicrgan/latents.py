@@ -107,19 +107,18 @@ class LatentSource:
         self.length = int(length)
         paths = sorted((Path(folder) / split).rglob("*.npy"))
         arrays = [np.load(p, mmap_mode="r") for p in paths]
+        self.dtype = np.int32 if not arrays or arrays[0].dtype.kind in "iu" else np.float32
+        self.shape = (self.length, *(arrays[0].shape[1:] if arrays else ()))
+        kept = [(p, a) for p, a in zip(paths, arrays) if a.shape[0] >= self.length]
+        self.arrays = [a for _, a in kept]
         self.grids = None
-        if beats is not None:
+        if beats is not None and kept:
             corpus, hop, rate = beats
             self.seconds_per_step = hop / rate
             # the cache mirrors the corpus: SPLIT/NAME.wav.npy encodes CORPUS/SPLIT/NAME.wav
-            wavs = [str(Path(corpus) / split / p.relative_to(Path(folder) / split).with_suffix(""))
-                    for p in paths]
-            grids = dict(zip(map(str, paths), corpus_grids(corpus, wavs)))
-        self.dtype = np.int32 if not arrays or arrays[0].dtype.kind in "iu" else np.float32
-        self.shape = (self.length, *(arrays[0].shape[1:] if arrays else ()))
-        self.arrays = [a for a in arrays if a.shape[0] >= self.length]
-        if beats is not None:
-            self.grids = [grids[str(p)] for p, a in zip(paths, arrays) if a.shape[0] >= self.length]
+            self.grids = corpus_grids(corpus, [
+                str(Path(corpus) / split / p.relative_to(Path(folder) / split).with_suffix(""))
+                for p, _ in kept])
         if not self.arrays:
             longest = max((a.shape[0] for a in arrays), default=0)
             raise CorpusError(f"no file in the {split} split of the latent cache {folder} is "

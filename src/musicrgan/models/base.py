@@ -137,13 +137,13 @@ class WithCritic:
                      else keras.saving.deserialize_keras_object(critic))
 
 
-class TwoNetworks:
-    """For a keras.Model made of two sub-models passed first to its constructor (a GAN's
-    generator and discriminator, an autoencoder's encoder and decoder; a third may follow,
-    None until it exists: wave-vae's discriminator), named by NETWORKS, with its other
-    settings in SETTINGS: get_config and from_config, so it saves and loads as a .keras
-    file."""
-    NETWORKS: tuple[str, ...] = ("", "")
+class MadeOfNetworks:
+    """For a keras.Model made of sub-models passed first to its constructor (a diffusion
+    model's denoiser; a GAN's generator and discriminator, an autoencoder's encoder and
+    decoder; one may be None until it exists: wave-vae's discriminator), named by NETWORKS,
+    with its other settings in SETTINGS: get_config and from_config, so it saves and loads
+    as a .keras file."""
+    NETWORKS: tuple[str, ...] = ()
     SETTINGS: tuple[str, ...] = ()
 
     def get_config(self):

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..modules.conv import residual_unit
 from . import register
-from .base import ConfigError, Control, Generates, OnLatents, RunningMeans, TrainConfig, tf
+from .base import (ConfigError, Control, Generates, MadeOfNetworks, OnLatents, RunningMeans,
+                   TrainConfig, tf)
 
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
@@ -82,8 +83,10 @@ def denoiser(dim: int, channels: int, blocks: int) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LatentDiffusionModel(RunningMeans, keras.Model):
+class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
     """The denoiser with the v-prediction train step."""
+    NETWORKS = ("denoiser",)
+    SETTINGS = ("dim",)
 
     def __init__(self, denoiser, dim, **kwargs):
         super().__init__(**kwargs)
@@ -116,16 +119,6 @@ class LatentDiffusionModel(RunningMeans, keras.Model):
     def test_step(self, cached):
         # the same noise levels and noise for every validation pass: epochs compare
         return self._track(self._loss(cached, ops.convert_to_tensor([0, 43], "int32"), False))
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim,
-                "denoiser": keras.saving.serialize_keras_object(self.denoiser)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["denoiser"] = keras.saving.deserialize_keras_object(config["denoiser"])
-        return cls(**config)
 
 
 def ddim(denoise, noise, steps: int):

@@ -32,7 +32,7 @@ from ..modules import gaussian
 from ..modules.conv import decoder, encoder
 from . import register
 from .base import (ConfigError, Encodes, OnLatents, RunningMeans, SamplesPrior, TrainConfig,
-                   TwoNetworks, check_whole_numbers, tf)
+                   MadeOfNetworks, check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
@@ -86,7 +86,7 @@ def gaussian_kl(mean1, log_var1, mean2, log_var2):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LatentVAEModel(RunningMeans, TwoNetworks, keras.Model):
+class LatentVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
     """High-level encoder and decoder over (batch, steps, channels) trajectories."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("trajectory_dim", "latent_dim", "objective", "sample_posterior", "posterior",

@@ -37,7 +37,7 @@ from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics,
 from ..validation import FrechetValidation
 from . import register
 from ..beats import MAX_BPM, MIN_BPM
-from .base import (ConfigError, Control, Generates, RunningMeans, TrainConfig, TwoNetworks,
+from .base import (ConfigError, Control, Generates, RunningMeans, TrainConfig, MadeOfNetworks,
                    WithCritic, tf)
 
 import keras  # noqa: E402
@@ -96,7 +96,7 @@ class LSTMGANConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LSTMGAN(WithCritic, RunningMeans, TwoNetworks, keras.Model):
+class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
     NETWORKS = ("generator", "discriminator")
     SETTINGS = ("frame_length", "noise_dim", "feature_matching", "beat_clock", "rate",

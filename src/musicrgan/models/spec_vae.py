@@ -32,7 +32,7 @@ from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import LogMel, griffin_lim
 from . import register
-from .base import (ConfigError, Encodes, Generates, RunningMeans, TrainConfig, TwoNetworks,
+from .base import (ConfigError, Encodes, Generates, RunningMeans, TrainConfig, MadeOfNetworks,
                    check_whole_numbers, tf)
 
 import keras  # noqa: E402
@@ -114,7 +114,7 @@ def _decoder(c: SpecVAEConfig) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class SpecVAEModel(RunningMeans, TwoNetworks, keras.Model):
+class SpecVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
     """Log-mel front end, encoder, Gaussian or vector-quantized latent, decoder."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("rate", "n_fft", "hop", "mels", "latent", "latent_dim", "kl_weight", "anneal",

@@ -21,7 +21,7 @@ from ..modules.conv import decoder, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
-from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, TwoNetworks,
+from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, MadeOfNetworks,
                    check_whole_numbers, tf)
 
 import keras  # noqa: E402
@@ -58,7 +58,7 @@ class VQVAEConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class VQVAEModel(RunningMeans, TwoNetworks, keras.Model):
+class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
     """Encoder, quantizer and decoder with the VQ-VAE train step."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",

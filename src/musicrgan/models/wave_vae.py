@@ -44,7 +44,7 @@ from ..modules import discriminators, gaussian
 from ..modules.conv import decoder, encoder
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
-from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, TwoNetworks,
+from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, MadeOfNetworks,
                    WithCritic, check_whole_numbers, tf)
 
 import keras  # noqa: E402
@@ -103,7 +103,7 @@ class WaveVAEConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class WaveVAEModel(WithCritic, RunningMeans, TwoNetworks, keras.Model):
+class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
     """Encoder, Gaussian (kl) or deterministic (mmd) latent, decoder, with the train step of
     each phase; in the adversarial phase also the discriminator and its optimizer."""
     NETWORKS = ("encoder", "decoder", "discriminator")
