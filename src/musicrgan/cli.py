@@ -263,6 +263,39 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Serve the studio: a page and an HTTP API to make corpora, train, generate,
+    reconstruct, evaluate, compare and listen, over the corpora (DIR/data), runs (DIR/runs)
+    and results (DIR/results) of one home folder. Long actions are jobs, kept in
+    DIR/.studio/jobs.sqlite."""
+    import ipaddress
+    import secrets
+
+    import uvicorn
+
+    from .app.server import create_app
+    home = Path(args.home)
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"--home {home} is a file, not a folder")
+    token = args.token
+    if token == "auto":
+        token = secrets.token_urlsafe(16)
+    try:
+        local = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        local = args.host == "localhost"
+    if not local and not token:
+        logging.getLogger("musicrgan").warning(
+            f"serving on {args.host} without --token: anyone who can reach this machine can "
+            "train, generate and read its results")
+    app = create_app(home, token=token, max_upload_mb=args.max_upload_mb)
+    address = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"musicrgan studio on {address} (home {home.resolve()}); Ctrl-C stops it",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_export(args) -> int:
     """Write what a run's model is outside musicrgan: saved_model (TensorFlow), onnx
     (onnxruntime) or litert (the LiteRT / TensorFlow Lite interpreter). An autoencoder gives
@@ -475,6 +508,17 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["saved_model", "onnx", "litert"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
+
+    p = add("serve", cmd_serve)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--home", default=".", help="folder of data/, runs/ and results/ "
+                                               "(default: the current folder)")
+    p.add_argument("--token", help="require this bearer token on every request ('auto': "
+                                   "make one and print the address with it)")
+    p.add_argument("--max-upload-mb", type=_positive_float, default=100.0,
+                   help="largest upload, per file (default 100)")
 
     p = add("evaluate", cmd_evaluate)
     p.add_argument("run", metavar="RUN", help="run folder")
