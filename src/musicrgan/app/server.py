@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import shutil
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -111,18 +112,25 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
     home = Home(home)
     max_upload = int(max_upload_mb * MB)
     jobs_holder: dict[str, Jobs] = {}
+    starting = threading.Lock()
 
     def jobs() -> Jobs:
-        return jobs_holder["jobs"]
+        """The job runner, started with the server (or by the first request that needs it,
+        where the ASGI server runs no lifespan)."""
+        with starting:
+            if "jobs" not in jobs_holder:
+                jobs_holder["jobs"] = Jobs(
+                    home, lanes=lanes, collect=lambda job: collect(home, job),
+                    on_start=lambda job: training_base(home, job),
+                    progress=lambda job: training_progress(home, job))
+                if jobs_holder["jobs"].interrupted_at_start:
+                    log.warning(f"{jobs_holder['jobs'].interrupted_at_start} jobs were cut "
+                                "short when the server last stopped: marked interrupted")
+            return jobs_holder["jobs"]
 
     @asynccontextmanager
     async def lifespan(app):
-        jobs_holder["jobs"] = Jobs(home, lanes=lanes, collect=lambda job: collect(home, job),
-                                   on_start=lambda job: training_base(home, job),
-                                   progress=lambda job: training_progress(home, job))
-        if jobs().interrupted_at_start:
-            log.warning(f"{jobs().interrupted_at_start} jobs were cut short when the server "
-                        "last stopped: marked interrupted")
+        jobs()
         yield
         jobs().shutdown()
 
@@ -581,7 +589,7 @@ def training_progress(home: Home, job: dict) -> float | None:
         done = (training_seconds(state) - params["start_seconds"]) / (params["minutes"] * 60)
     else:
         done = (state["epochs_done"] - params["start_epochs"]) / params["epochs"]
-    return round(min(max(done, 0.0), 1.0), 3)
+    return round(min(max(done, 0.0), 1.0), 4)
 
 
 def collect(home: Home, job: dict) -> dict:

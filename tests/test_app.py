@@ -1,0 +1,260 @@
+"""The studio's HTTP API (`musicrgan serve`), in process through httpx: jobs that really train
+and generate, the paths and uploads a request may not use, the queue's bound, the token."""
+
+import shutil
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import run_cli, tiny_config, write_wav
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from musicrgan.app.jobs import Lane  # noqa: E402
+from musicrgan.app.server import create_app  # noqa: E402
+
+
+def tiny(family: str) -> dict:
+    return yaml.safe_load(tiny_config(family).read_text())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, techno):
+    """A studio home: the small corpus as data/techno and a tiny fft-lstm run trained one
+    epoch on it as runs/tiny."""
+    root = tmp_path_factory.mktemp("studio")
+    shutil.copytree(techno, root / "data" / "techno")
+    proc = run_cli("train", "new", root / "runs" / "tiny", "--model", "fft-lstm", "--data",
+                   root / "data" / "techno", "--config", tiny_config("fft-lstm"), "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def finished(client, job_id, timeout=180) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job['log']}")
+
+
+def test_train_and_generate_through_the_api(home):
+    with TestClient(create_app(home)) as client:
+        schema = client.get("/openapi.json").json()
+        for path in ("/api/runs", "/api/runs/{run}", "/api/runs/{run}/generate",
+                     "/api/jobs/{job_id}", "/api/results/{path}"):
+            assert path in schema["paths"], path
+        started = client.post("/api/runs", json={"name": "api-run", "model": "fft-lstm",
+                                                 "corpus": "techno", "epochs": 2,
+                                                 "config": tiny("fft-lstm")})
+        assert started.status_code == 202 and started.json()["status"] == "queued"
+        job = finished(client, started.json()["id"])
+        assert job["status"] == "done", job
+        assert job["progress"] == 1.0 and job["result"]["run"]["epochs"] == 2
+        run = client.get("/api/runs/api-run").json()
+        assert run["family"] == "fft-lstm" and run["corpus"] == "techno"
+        assert [row["epoch"] for row in run["history"]] == [1, 2]
+        assert run["abilities"]["generates"] and run["abilities"]["continues_audio"]
+
+        # a display name and description, kept in the run folder
+        about = client.patch("/api/runs/api-run", json={"display_name": "First try",
+                                                         "description": "two epochs"})
+        assert about.json() == {"display_name": "First try", "description": "two epochs"}
+        listed = {r["name"]: r for r in client.get("/api/runs").json()}
+        assert listed["api-run"]["display_name"] == "First try" and listed["api-run"]["epochs"] == 2
+
+        made = client.post("/api/runs/api-run/generate", json={"n": 2, "seconds": 1.5, "seed": 4})
+        assert made.status_code == 202
+        job = finished(client, made.json()["id"])
+        assert job["status"] == "done", job
+        clips = job["result"]["clips"]
+        assert len(clips) == 2 and all(c["seed"] == 4 for c in clips)
+        wav = client.get(clips[0]["url"])
+        assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
+        png = client.get(clips[0]["image_url"])
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        assert client.get(job["result"]["page"]).status_code == 200
+
+        # the held-out clips to listen to beside them
+        held_out = client.get("/api/corpora/techno/clips?split=test").json()
+        assert held_out and client.get(held_out[0]["url"]).content[:4] == b"RIFF"
+        assert client.get(held_out[0]["image_url"]).content[:4] == b"\x89PNG"
+        corpora = client.get("/api/corpora").json()
+        assert corpora[0]["name"] == "techno" and corpora[0]["files"] == 6
+
+
+def test_requests_reach_nothing_outside_the_home(home, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    (home / "results" / "leak").mkdir(parents=True, exist_ok=True)
+    link = home / "results" / "leak" / "link.txt"
+    if not link.exists():
+        link.symlink_to(secret)
+    with TestClient(create_app(home)) as client:
+        for path in ("/api/results/../data/techno/manifest.jsonl",
+                     "/api/results/%2e%2e/%2e%2e/etc/passwd",
+                     f"/api/results/{secret}", "/api/results//etc/passwd",
+                     "/api/results/leak/link.txt", "/api/results/.studio/jobs.sqlite",
+                     "/api/corpora/techno/audio/../../../runs/tiny/config.yaml",
+                     "/api/corpora/..%2F..%2Fetc/clips", "/api/runs/..%2Fdata",
+                     "/api/runs/.hidden"):
+            response = client.get(path)
+            assert response.status_code in (400, 404), (path, response.status_code)
+            assert b"not yours" not in response.content and b"family" not in response.content
+        refused = client.post("/api/corpora/synth", json={"name": "../outside"})
+        assert refused.status_code == 400 and "name" in refused.json()["detail"]
+        refused = client.post("/api/runs", json={"name": "/tmp/x", "model": "fft-lstm",
+                                                 "corpus": "techno"})
+        assert refused.status_code == 400
+        refused = client.post("/api/runs/tiny/generate", json={"prime": "../../etc/passwd"})
+        assert refused.status_code == 400 and "upload" in refused.json()["detail"]
+    assert not (home.parent / "outside").exists()
+
+
+def test_uploads_must_be_audio_and_not_too_large(home, tmp_path):
+    good = write_wav(tmp_path / "good.wav",
+                     0.3 * np.sin(np.arange(16000) / 8000 * 2 * np.pi * 220).astype(np.float32),
+                     16000)
+    with TestClient(create_app(home, max_upload_mb=0.05)) as client:
+        ok = client.post("/api/uploads", files={"file": ("my loop.wav", good.read_bytes())})
+        assert ok.status_code == 201 and ok.json()["seconds"] == pytest.approx(1.0, abs=0.01)
+        assert ok.json()["file"] == "my_loop.wav"
+        large = client.post("/api/uploads", files={"file": ("big.wav", b"\0" * 60_000)})
+        assert large.status_code == 413 and "larger than" in large.json()["detail"]
+        fake = client.post("/api/uploads", files={"file": ("fake.wav", b"RIFF not really")})
+        assert fake.status_code == 415 and "does not decode" in fake.json()["detail"]
+        text = client.post("/api/uploads", files={"file": ("notes.txt", b"hello")})
+        assert text.status_code == 415 and "audio file name" in text.json()["detail"]
+        empty = client.post("/api/uploads", files={"file": ("empty.wav", b"")})
+        assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+        # a corpus upload with one bad file is refused whole, naming it
+        bad_corpus = client.post("/api/corpora", data={"name": "mine"},
+                                 files=[("files", ("a.wav", good.read_bytes())),
+                                        ("files", ("b.mp3", b"garbage"))])
+        assert bad_corpus.status_code == 415 and "b.mp3" in bad_corpus.json()["detail"]
+        assert not (home / "data" / "mine").exists()
+        # nothing refused is left in the uploads folder
+        kept = [p for p in (home / ".studio" / "uploads").iterdir() if any(p.iterdir())]
+        assert [p.name for p in kept] == [ok.json()["id"]]
+
+
+def test_generation_offers_exactly_the_familys_controls(home):
+    with TestClient(create_app(home)) as client:
+        families = {f["name"]: f for f in client.get("/api/families").json()}
+        assert [c["name"] for c in families["lstm-gan"]["controls"]] == ["bpm"]
+        assert families["fft-lstm"]["controls"] == [] and not families["vqvae"]["generates"]
+        assert families["code-prior"]["needs_upstream"] and families["wave-vae"]["phases"]
+        refused = client.post("/api/runs/tiny/generate", json={"controls": {"bpm": 120}})
+        assert refused.status_code == 400 and "no control 'bpm'" in refused.json()["detail"]
+        refused = client.post("/api/runs/tiny/generate", json={"temperature": 11})
+        assert refused.status_code == 422
+        refused = client.post("/api/runs/tiny/reconstruct", json={"uploads": ["0" * 16]})
+        assert refused.status_code == 400 and "does not encode" in refused.json()["detail"]
+        refused = client.post("/api/runs/nope/generate", json={})
+        assert refused.status_code == 404
+
+
+def test_a_full_queue_answers_429_and_loses_no_job(home):
+    # one worker and one waiting place: of five requests at once, two are taken
+    lanes = {"train": Lane(1, 0), "work": Lane(1, 1)}
+    with TestClient(create_app(home, lanes=lanes)) as client:
+        answers = [client.post("/api/runs/tiny/generate", json={"n": 1, "seconds": 0.5,
+                                                                 "seed": i}) for i in range(5)]
+        codes = [a.status_code for a in answers]
+        assert codes[:2] == [202, 202] and codes[2:] == [429, 429, 429], codes
+        assert "try again" in answers[2].json()["detail"]
+        for answer in answers[:2]:
+            assert finished(client, answer.json()["id"])["status"] == "done"
+        assert len(client.get("/api/jobs").json()) >= 2
+
+
+def test_a_failing_job_says_why_and_cancel_stops_training_resumably(home):
+    with TestClient(create_app(home)) as client:
+        bad = client.post("/api/runs", json={"name": "bad-config", "model": "fft-lstm",
+                                             "corpus": "techno", "config": {"hidden": -3}})
+        job = finished(client, bad.json()["id"])
+        assert job["status"] == "failed" and "hidden" in job["error"], job
+        assert client.get("/api/runs").status_code == 200  # the server is still up
+
+        long = client.post("/api/runs/tiny/train", json={"epochs": 5000})
+        assert long.status_code == 202
+        again = client.post("/api/runs/tiny/train", json={"epochs": 1})
+        assert again.status_code == 409 and "already being trained" in again.json()["detail"]
+        job_id = long.json()["id"]
+        before = client.get("/api/runs/tiny").json()["epochs"]
+        deadline = time.time() + 120
+        while client.get("/api/runs/tiny").json()["epochs"] < before + 2 and time.time() < deadline:
+            time.sleep(0.2)
+        running = client.get(f"/api/jobs/{job_id}").json()
+        assert running["status"] == "running" and 0 < running["progress"] < 1
+        client.post(f"/api/jobs/{job_id}/cancel")
+        job = finished(client, job_id, timeout=60)
+        assert job["status"] == "cancelled"
+        stopped_at = client.get("/api/runs/tiny").json()["epochs"]
+        assert stopped_at >= before + 2
+        more = client.post("/api/runs/tiny/train", json={"epochs": 1})
+        assert finished(client, more.json()["id"])["status"] == "done"
+        run = client.get("/api/runs/tiny").json()
+        assert run["epochs"] == stopped_at + 1 and len(run["history"]) == stopped_at + 1
+
+
+def test_a_restarted_server_marks_the_jobs_it_lost_as_interrupted(home, tmp_path):
+    studio_home = tmp_path / "restart"
+    with TestClient(create_app(studio_home)) as client:
+        assert client.get("/api/jobs").json() == []
+    # what a killed server leaves: a running and a queued job in the database
+    db = sqlite3.connect(studio_home / ".studio" / "jobs.sqlite")
+    for job_id, status in (("a" * 12, "running"), ("b" * 12, "queued"), ("c" * 12, "done")):
+        db.execute("INSERT INTO jobs (id, kind, lane, argv, params, status, created) "
+                   "VALUES (?, 'generate', 'work', '[]', '{}', ?, ?)", (job_id, status, time.time()))
+    db.commit()
+    db.close()
+    with TestClient(create_app(studio_home)) as client:
+        jobs = {j["id"]: j for j in client.get("/api/jobs").json()}
+        assert jobs["a" * 12]["status"] == "interrupted" and jobs["b" * 12]["status"] == "interrupted"
+        assert "continue" in jobs["a" * 12]["error"]
+        assert jobs["c" * 12]["status"] == "done"
+
+
+def test_a_token_guards_every_request(home):
+    with TestClient(create_app(home, token="s3cret")) as client:
+        refused = client.get("/api/runs")
+        assert refused.status_code == 401 and "token" in refused.json()["detail"]
+        assert client.get("/").status_code == 401
+        assert client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        # the address `serve` prints carries the token once; the page then uses a cookie
+        page = client.get("/?token=s3cret")
+        assert page.status_code == 200 and "musicrgan studio" in page.text
+        runs = client.get("/api/runs")
+        assert runs.status_code == 200 and "tiny" in [r["name"] for r in runs.json()]
+
+
+
+def test_no_request_makes_the_server_fail(home):
+    """Every route, with requests generated from the API's own OpenAPI schema (valid and
+    not): never a 5xx. The app's job lanes are paused (no workers): accepted jobs wait, so
+    fuzzed requests start no processes, and the queues fill up to 429."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    app = create_app(home, lanes={"train": Lane(0, 3), "work": Lane(0, 3)})
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    answers = []  # (operation, status, body)
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=20, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def call(case):
+            response = case.call()
+            answers.append((operation.label, response.status_code, response.text[:300]))
+        call()
+    assert len(operations) >= 20 and {a[0] for a in answers} == {o.label for o in operations}
+    assert [a for a in answers if a[1] >= 500] == []
+    assert {a[1] for a in answers} >= {200, 202, 400, 404, 422}

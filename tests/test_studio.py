@@ -1,0 +1,207 @@
+"""The studio as a user meets it: `musicrgan serve` in its own process, the page in headless
+Chromium (Debian's, driven by Playwright), 50 generation requests at once, kill -9 mid-job."""
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli, tiny_config, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(home, port):
+    """`musicrgan serve` on a free port, once it answers."""
+    import httpx2
+    log = open(home / f"serve-{port}.log", "a")
+    proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", str(home),
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+
+    def answers():
+        try:
+            return httpx2.get(f"http://127.0.0.1:{port}/api/runs", timeout=2).status_code == 200
+        except httpx2.HTTPError:
+            return proc.poll() is not None
+    wait_until(answers, timeout=120, every=0.2)
+    assert proc.poll() is None, (home / f"serve-{port}.log").read_text()
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def job_done(client, job_id, timeout=300) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not end: {job}")
+
+
+@pytest.fixture
+def trained_home(tmp_path, techno):
+    shutil.copytree(techno, tmp_path / "data" / "techno")
+    proc = run_cli("train", "new", tmp_path / "runs" / "tiny", "--model", "fft-lstm", "--data",
+                   tmp_path / "data" / "techno", "--config", tiny_config("fft-lstm"),
+                   "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    return found
+
+
+def test_the_page_makes_a_corpus_trains_generates_and_plays(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    port = free_port()
+    server = serve(tmp_path, port)
+    config = tiny_config("fft-lstm").read_text()  # key: value lines, as the form takes them
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=[
+                "--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+            page = browser.new_page(viewport={"width": 1366, "height": 800})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("body[data-ready='1']")
+
+            # a tiny built-in corpus, from the form
+            synth = page.locator("#synth-form")
+            synth.locator("input[name=name]").fill("loops")
+            synth.locator("input[name=loops]").fill("6")
+            synth.locator("input[name=seconds]").fill("4")
+            synth.locator("input[name=rate]").fill("8000")
+            synth.locator("button").click()
+            expect(page.locator("#corpus-table tbody tr")).to_contain_text("loops", timeout=60_000)
+
+            # a tiny run, trained for three epochs: its curve appears as it learns
+            form = page.locator("#new-run-form")
+            form.locator("input[name=name]").fill("first")
+            form.locator("select[name=model]").select_option("fft-lstm")
+            form.locator("select[name=corpus]").select_option("loops")
+            form.locator("input[name=epochs]").fill("3")
+            form.locator("textarea[name=config]").fill(config)
+            form.locator("button").press("Enter")  # the keyboard works too
+            expect(page.locator("#run-table tbody")).to_contain_text("first", timeout=120_000)
+            page.locator("#run-table button", has_text="first").click()
+            expect(page.locator("#curve")).to_have_attribute("data-epochs", "3", timeout=180_000)
+            assert page.locator("#curve polyline").count() == 2  # loss and val_loss
+            points = page.locator("#curve polyline").first.get_attribute("points").split()
+            assert len(points) == 3
+
+            # generate one clip with the family's controls; it comes back as a player
+            gen = page.locator("#generate-form")
+            gen.locator("input[name=n]").fill("1")
+            gen.locator("input[name=seconds]").fill("2")
+            gen.locator("button").click()
+            player = page.locator("#results audio").first
+            expect(player).to_be_attached(timeout=120_000)
+            page.wait_for_function("document.querySelector('#results audio').readyState >= 1")
+            duration = page.evaluate("document.querySelector('#results audio').duration")
+            assert duration == pytest.approx(2.0, abs=0.05)
+            page.evaluate("document.querySelector('#results audio').play()")
+            page.wait_for_function("document.querySelector('#results audio').currentTime > 0.2",
+                                   timeout=20_000)
+            spectrogram = page.locator("#results img").first
+            expect(spectrogram).to_be_visible()
+            assert page.evaluate("document.querySelector('#results img').naturalWidth") > 100
+            # beside it, clips of the corpus's held-out split
+            expect(page.locator("#corpus-clips audio").first).to_be_attached()
+            statuses = page.locator("#job-table tbody tr td.status").all_inner_texts()
+            assert statuses and all(s.startswith("done") for s in statuses), statuses
+            assert errors == []
+            browser.close()
+    finally:
+        stop(server)
+
+
+def test_fifty_generation_requests_at_once(trained_home):
+    import httpx2
+    port = free_port()
+    server = serve(trained_home, port)
+    base = f"http://127.0.0.1:{port}"
+
+    async def burst():
+        async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
+            return await asyncio.gather(*[
+                client.post("/api/runs/tiny/generate", json={"n": 1, "seconds": 0.5, "seed": i})
+                for i in range(50)])
+    try:
+        answers = asyncio.run(burst())
+        codes = [a.status_code for a in answers]
+        accepted = [a.json()["id"] for a in answers if a.status_code == 202]
+        assert set(codes) == {202, 429}, codes
+        assert 1 <= len(accepted) <= 10 + 2  # two workers and eight waiting (plus any done)
+        with httpx2.Client(base_url=base, timeout=30) as client:
+            jobs = [job_done(client, job_id) for job_id in accepted]
+            assert [j["status"] for j in jobs] == ["done"] * len(accepted)
+            assert all(len(j["result"]["clips"]) == 1 for j in jobs)
+            listed = {j["id"] for j in client.get("/api/jobs?limit=100").json()}
+            assert listed == set(accepted)  # none lost, none made up
+            assert client.get("/api/runs").status_code == 200
+        assert server.poll() is None
+    finally:
+        stop(server)
+
+
+def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_home):
+    import httpx2
+    port = free_port()
+    server = serve(trained_home, port)
+    base = f"http://127.0.0.1:{port}"
+    with httpx2.Client(base_url=base, timeout=30) as client:
+        job_id = client.post("/api/runs/tiny/train", json={"epochs": 5000}).json()["id"]
+        wait_until(lambda: client.get("/api/runs/tiny").json()["epochs"] >= 3, timeout=180)
+    db = sqlite3.connect(trained_home / ".studio" / "jobs.sqlite")
+    child = db.execute("SELECT pid FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+    db.close()
+    server.kill()  # kill -9
+    server.wait()
+    wait_until(lambda: not os.path.exists(f"/proc/{child}") or
+               open(f"/proc/{child}/stat").read().split()[2] == "Z", timeout=30)
+    assert not os.path.exists(f"/proc/{child}") or \
+        open(f"/proc/{child}/stat").read().split()[2] == "Z"  # the job died with the server
+
+    server = serve(trained_home, port)
+    try:
+        with httpx2.Client(base_url=base, timeout=30) as client:
+            job = client.get(f"/api/jobs/{job_id}").json()
+            assert job["status"] == "interrupted" and "continue" in job["error"]
+            epochs = client.get("/api/runs/tiny").json()["epochs"]
+            assert epochs >= 3
+            more = client.post("/api/runs/tiny/train", json={"epochs": 2})
+            assert more.status_code == 202
+            assert job_done(client, more.json()["id"])["status"] == "done"
+            run = client.get("/api/runs/tiny").json()
+            assert run["epochs"] == epochs + 2
+            assert [r["epoch"] for r in run["history"]] == list(range(1, epochs + 3))
+    finally:
+        stop(server)
