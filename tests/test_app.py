@@ -258,3 +258,25 @@ def test_no_request_makes_the_server_fail(home):
     assert len(operations) >= 20 and {a[0] for a in answers} == {o.label for o in operations}
     assert [a for a in answers if a[1] >= 500] == []
     assert {a[1] for a in answers} >= {200, 202, 400, 404, 422}
+
+
+def test_serve_warns_beyond_localhost_without_a_token(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import assert_one_line_error
+    (tmp_path / "file").write_text("")
+    assert_one_line_error(run_cli("serve", "--home", tmp_path / "file"), "--home", "not a folder")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for flags, expected in ((["--host", "0.0.0.0"], "without --token"),
+                            (["--token", "auto"], "?token=")):
+        proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", tmp_path,
+                                 "--port", str(port), *flags], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        lines = [proc.stdout.readline() for _ in range(2 if "0.0.0.0" in flags else 1)]
+        proc.terminate()
+        proc.wait(30)
+        assert any(expected in line for line in lines), lines

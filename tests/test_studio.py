@@ -205,3 +205,52 @@ def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_hom
             assert [r["epoch"] for r in run["history"]] == list(range(1, epochs + 3))
     finally:
         stop(server)
+
+
+def test_reconstruct_interpolate_evaluate_and_compare_through_the_api(tmp_path, techno):
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from conftest import chord, write_wav
+    from musicrgan.app.server import create_app
+    shutil.copytree(techno, tmp_path / "data" / "techno")
+    low = write_wav(tmp_path / "low.wav", chord(2.0, 8000, (110.0, 165.0)), 8000)
+    high = write_wav(tmp_path / "high.wav", chord(2.0, 8000, (440.0, 660.0)), 8000)
+    with TestClient(create_app(tmp_path)) as client:
+        config = yaml.safe_load(tiny_config("spec-vae").read_text())
+        started = client.post("/api/runs", json={"name": "vae", "model": "spec-vae",
+                                                 "corpus": "techno", "epochs": 1,
+                                                 "config": config})
+        assert job_done(client, started.json()["id"])["status"] == "done"
+        abilities = client.get("/api/runs/vae").json()["abilities"]
+        assert abilities["encodes"] and abilities["interpolates"]
+        ids = [client.post("/api/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"]
+               for p in (low, high)]
+
+        made = client.post("/api/runs/vae/reconstruct", json={"uploads": ids})
+        job = job_done(client, made.json()["id"])
+        assert job["status"] == "done", job
+        assert set(job["result"]["scores"]) == {"low.wav", "high.wav"}
+        assert sorted(c["file"] for c in job["result"]["clips"]) == [
+            "high_original.wav", "high_reconstruction.wav", "low_original.wav",
+            "low_reconstruction.wav"]
+        assert client.get(job["result"]["clips"][0]["url"]).content[:4] == b"RIFF"
+
+        made = client.post("/api/runs/vae/interpolate", json={"a": ids[0], "b": ids[1],
+                                                              "steps": 3})
+        job = job_done(client, made.json()["id"])
+        assert job["status"] == "done", job
+        assert [c["position"] for c in job["result"]["clips"]] == [0.0, 0.5, 1.0]
+
+        made = client.post("/api/runs/vae/evaluate", json={"n": 2, "seconds": 1})
+        job = job_done(client, made.json()["id"])
+        assert job["status"] == "done", job
+        assert job["result"]["evaluation"]["frechet"]["generated_vs_test"] > 0
+
+        made = client.post("/api/compare", json={
+            "corpus": "techno", "models": ["fft-lstm"], "budget_minutes": 0.05, "n": 2,
+            "seconds": 1, "configs": {"fft-lstm": yaml.safe_load(tiny_config("fft-lstm").read_text())}})
+        job = job_done(client, made.json()["id"], timeout=600)
+        assert job["status"] == "done", (job["error"], job["log"])
+        assert job["result"]["best"] == "fft-lstm" and job["result"]["rows"][0][0] == "fft-lstm"
+        assert client.get(job["result"]["page"]).status_code == 200

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import FastAPI, File, Form, Path as PathParam, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -105,6 +106,10 @@ class CompareBody(BaseModel):
     n: int = Field(4, ge=2, le=16)
     seconds: float = Field(4.0, gt=0, le=30)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    configs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="config keys for one family wherever it trains "
+                                          "(key: the family), or for one stage of a chain "
+                                          "(key: A+B:B)")
 
 
 def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: float = 100,
@@ -399,6 +404,13 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
         argv = ["compare", "--data", home.corpus(body.corpus), "--models", ",".join(body.models),
                 "--budget-minutes", body.budget_minutes, "--out", f"results/{job_id}",
                 "--n", body.n, "--seconds", body.seconds, "--seed", body.seed, "--quiet"]
+        for key, config in body.configs.items():
+            if not re.fullmatch(r"[a-z0-9-]+(\+[a-z0-9-]+(:[a-z0-9-]+)?)?", key):
+                raise Refused(f"configs key {key!r}: a family, or A+B:B for one stage")
+            path = home.studio / "configs" / f"{job_id}-{key.replace(':', '_')}.yaml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(yaml.safe_dump(config))
+            argv += ["--config", f"{key}={path}"]
         return job_view(jobs().submit("compare", "train", argv, job_id=job_id,
                                       target=f"corpus:{body.corpus}",
                                       params={"corpus": body.corpus}))
