@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_cli, tiny_config, write_wav
+from conftest import tiny_config, write_wav
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -24,13 +24,12 @@ def tiny(family: str) -> dict:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, techno):
-    """A studio home: the small corpus as data/techno and a tiny fft-lstm run trained one
-    epoch on it as runs/tiny."""
+    """A studio home: the small corpus as data/techno and a tiny fft-lstm run on it as
+    runs/tiny (created, not trained: what these tests ask of a run is its config)."""
+    from musicrgan.runs import Run
     root = tmp_path_factory.mktemp("studio")
     shutil.copytree(techno, root / "data" / "techno")
-    proc = run_cli("train", "new", root / "runs" / "tiny", "--model", "fft-lstm", "--data",
-                   root / "data" / "techno", "--config", tiny_config("fft-lstm"), "--epochs", "1")
-    assert proc.returncode == 0, proc.stderr
+    Run.create(root / "runs" / "tiny", "fft-lstm", root / "data" / "techno", tiny("fft-lstm"))
     return root
 
 
@@ -44,49 +43,23 @@ def finished(client, job_id, timeout=180) -> dict:
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job['log']}")
 
 
-def test_train_and_generate_through_the_api(home):
+def test_the_api_lists_runs_and_keeps_a_name_and_description(home):
     with TestClient(create_app(home)) as client:
         schema = client.get("/openapi.json").json()
         for path in ("/api/runs", "/api/runs/{run}", "/api/runs/{run}/generate",
                      "/api/jobs/{job_id}", "/api/results/{path}"):
             assert path in schema["paths"], path
-        started = client.post("/api/runs", json={"name": "api-run", "model": "fft-lstm",
-                                                 "corpus": "techno", "epochs": 2,
-                                                 "config": tiny("fft-lstm")})
-        assert started.status_code == 202 and started.json()["status"] == "queued"
-        job = finished(client, started.json()["id"])
-        assert job["status"] == "done", job
-        assert job["progress"] == 1.0 and job["result"]["run"]["epochs"] == 2
-        run = client.get("/api/runs/api-run").json()
-        assert run["family"] == "fft-lstm" and run["corpus"] == "techno"
-        assert [row["epoch"] for row in run["history"]] == [1, 2]
+        runs = client.get("/api/runs").json()
+        assert [(r["name"], r["family"], r["corpus"], r["epochs"]) for r in runs] == [
+            ("tiny", "fft-lstm", "techno", 0)]
+        about = client.patch("/api/runs/tiny", json={"display_name": "First try",
+                                                      "description": "acid, 8 kHz"})
+        assert about.json() == {"display_name": "First try", "description": "acid, 8 kHz"}
+        run = client.get("/api/runs/tiny").json()
+        assert run["display_name"] == "First try" and run["history"] == []
         assert run["abilities"]["generates"] and run["abilities"]["continues_audio"]
-
-        # a display name and description, kept in the run folder
-        about = client.patch("/api/runs/api-run", json={"display_name": "First try",
-                                                         "description": "two epochs"})
-        assert about.json() == {"display_name": "First try", "description": "two epochs"}
-        listed = {r["name"]: r for r in client.get("/api/runs").json()}
-        assert listed["api-run"]["display_name"] == "First try" and listed["api-run"]["epochs"] == 2
-
-        made = client.post("/api/runs/api-run/generate", json={"n": 2, "seconds": 1.5, "seed": 4})
-        assert made.status_code == 202
-        job = finished(client, made.json()["id"])
-        assert job["status"] == "done", job
-        clips = job["result"]["clips"]
-        assert len(clips) == 2 and all(c["seed"] == 4 for c in clips)
-        wav = client.get(clips[0]["url"])
-        assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
-        png = client.get(clips[0]["image_url"])
-        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
-        assert client.get(job["result"]["page"]).status_code == 200
-
-        # the held-out clips to listen to beside them
-        held_out = client.get("/api/corpora/techno/clips?split=test").json()
-        assert held_out and client.get(held_out[0]["url"]).content[:4] == b"RIFF"
-        assert client.get(held_out[0]["image_url"]).content[:4] == b"\x89PNG"
-        corpora = client.get("/api/corpora").json()
-        assert corpora[0]["name"] == "techno" and corpora[0]["files"] == 6
+        assert (home / "runs" / "tiny" / "about.json").is_file()
+        assert "musicrgan studio" in client.get("/").text
 
 
 def test_requests_reach_nothing_outside_the_home(home, tmp_path):
@@ -144,6 +117,26 @@ def test_uploads_must_be_audio_and_not_too_large(home, tmp_path):
         assert [p.name for p in kept] == [ok.json()["id"]]
 
 
+def test_a_corpus_from_uploaded_files(tmp_path):
+    from conftest import chord, encode
+    files = [encode(tmp_path / "in" / "a.mp3", chord(2.0, 22050), 22050),
+             write_wav(tmp_path / "in" / "b.wav", chord(2.0, 16000, (200.0, 300.0)), 16000),
+             write_wav(tmp_path / "in" / "c.wav", chord(1.5, 8000, (500.0,)), 8000)]
+    with TestClient(create_app(tmp_path / "home")) as client:
+        sent = client.post("/api/corpora", data={"name": "mine", "rate": "8000",
+                                                 "test_fraction": "0.3"},
+                           files=[("files", (p.name, p.read_bytes())) for p in files])
+        assert sent.status_code == 202 and sent.json()["kind"] == "convert"
+        job = finished(client, sent.json()["id"])
+        assert job["status"] == "done", job
+        corpus = client.get("/api/corpora/mine").json()
+        assert corpus["files"] == 3 and corpus["rate"] == 8000 and corpus["failures"] == []
+        assert corpus["minutes"] == pytest.approx(5.5 / 60, abs=0.01)
+        again = client.post("/api/corpora", data={"name": "mine"},
+                            files=[("files", ("a.mp3", files[0].read_bytes()))])
+        assert again.status_code == 409
+
+
 def test_generation_offers_exactly_the_familys_controls(home):
     with TestClient(create_app(home)) as client:
         families = {f["name"]: f for f in client.get("/api/families").json()}
@@ -160,48 +153,22 @@ def test_generation_offers_exactly_the_familys_controls(home):
         assert refused.status_code == 404
 
 
-def test_a_full_queue_answers_429_and_loses_no_job(home):
-    # one worker and one waiting place: of five requests at once, two are taken
-    lanes = {"train": Lane(1, 0), "work": Lane(1, 1)}
+def test_a_full_queue_answers_429(home):
+    # a paused lane (no workers) with two waiting places: of five requests, two are taken
+    # (that no accepted job is lost, with workers: test_studio's fifty requests at once)
+    lanes = {"train": Lane(0, 1), "work": Lane(0, 2)}
     with TestClient(create_app(home, lanes=lanes)) as client:
         answers = [client.post("/api/runs/tiny/generate", json={"n": 1, "seconds": 0.5,
                                                                  "seed": i}) for i in range(5)]
         codes = [a.status_code for a in answers]
-        assert codes[:2] == [202, 202] and codes[2:] == [429, 429, 429], codes
+        assert codes == [202, 202, 429, 429, 429], codes
         assert "try again" in answers[2].json()["detail"]
-        for answer in answers[:2]:
-            assert finished(client, answer.json()["id"])["status"] == "done"
-        assert len(client.get("/api/jobs").json()) >= 2
-
-
-def test_a_failing_job_says_why_and_cancel_stops_training_resumably(home):
-    with TestClient(create_app(home)) as client:
-        bad = client.post("/api/runs", json={"name": "bad-config", "model": "fft-lstm",
-                                             "corpus": "techno", "config": {"hidden": -3}})
-        job = finished(client, bad.json()["id"])
-        assert job["status"] == "failed" and "hidden" in job["error"], job
-        assert client.get("/api/runs").status_code == 200  # the server is still up
-
-        long = client.post("/api/runs/tiny/train", json={"epochs": 5000})
-        assert long.status_code == 202
-        again = client.post("/api/runs/tiny/train", json={"epochs": 1})
-        assert again.status_code == 409 and "already being trained" in again.json()["detail"]
-        job_id = long.json()["id"]
-        before = client.get("/api/runs/tiny").json()["epochs"]
-        deadline = time.time() + 120
-        while client.get("/api/runs/tiny").json()["epochs"] < before + 2 and time.time() < deadline:
-            time.sleep(0.2)
-        running = client.get(f"/api/jobs/{job_id}").json()
-        assert running["status"] == "running" and 0 < running["progress"] < 1
-        client.post(f"/api/jobs/{job_id}/cancel")
-        job = finished(client, job_id, timeout=60)
-        assert job["status"] == "cancelled"
-        stopped_at = client.get("/api/runs/tiny").json()["epochs"]
-        assert stopped_at >= before + 2
-        more = client.post("/api/runs/tiny/train", json={"epochs": 1})
-        assert finished(client, more.json()["id"])["status"] == "done"
-        run = client.get("/api/runs/tiny").json()
-        assert run["epochs"] == stopped_at + 1 and len(run["history"]) == stopped_at + 1
+        assert client.get("/api/runs").status_code == 200
+        queued = [client.get(f"/api/jobs/{a.json()['id']}").json() for a in answers[:2]]
+        assert [j["status"] for j in queued] == ["queued", "queued"]
+        assert "--seed 1" in queued[1]["command"]
+        cancelled = client.post(f"/api/jobs/{queued[0]['id']}/cancel").json()
+        assert cancelled["status"] == "cancelled"
 
 
 def test_a_restarted_server_marks_the_jobs_it_lost_as_interrupted(home, tmp_path):
@@ -237,46 +204,26 @@ def test_a_token_guards_every_request(home):
 
 
 
-def test_no_request_makes_the_server_fail(home):
+def test_no_request_makes_the_server_fail(tmp_path, techno):
     """Every route, with requests generated from the API's own OpenAPI schema (valid and
     not): never a 5xx. The app's job lanes are paused (no workers): accepted jobs wait, so
     fuzzed requests start no processes, and the queues fill up to 429."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
-    app = create_app(home, lanes={"train": Lane(0, 3), "work": Lane(0, 3)})
+    shutil.copytree(techno, tmp_path / "data" / "techno")
+    app = create_app(tmp_path, lanes={"train": Lane(0, 3), "work": Lane(0, 3)})
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     answers = []  # (operation, status, body)
     for operation in operations:
         @given(case=operation.as_strategy())
-        @settings(max_examples=20, deadline=None, database=None,
+        @settings(max_examples=12, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         def call(case):
             response = case.call()
             answers.append((operation.label, response.status_code, response.text[:300]))
         call()
+    app.state.jobs.shutdown()
     assert len(operations) >= 20 and {a[0] for a in answers} == {o.label for o in operations}
     assert [a for a in answers if a[1] >= 500] == []
     assert {a[1] for a in answers} >= {200, 202, 400, 404, 422}
-
-
-def test_serve_warns_beyond_localhost_without_a_token(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
-    from conftest import assert_one_line_error
-    (tmp_path / "file").write_text("")
-    assert_one_line_error(run_cli("serve", "--home", tmp_path / "file"), "--home", "not a folder")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for flags, expected in ((["--host", "0.0.0.0"], "without --token"),
-                            (["--token", "auto"], "?token=")):
-        proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", tmp_path,
-                                 "--port", str(port), *flags], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        lines = [proc.stdout.readline() for _ in range(2 if "0.0.0.0" in flags else 1)]
-        proc.terminate()
-        proc.wait(30)
-        assert any(expected in line for line in lines), lines

@@ -12,10 +12,15 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from conftest import run_cli, tiny_config, wait_until
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from musicrgan.app.server import create_app  # noqa: E402
 
 
 def free_port() -> int:
@@ -208,11 +213,7 @@ def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_hom
 
 
 def test_reconstruct_interpolate_evaluate_and_compare_through_the_api(tmp_path, techno):
-    import yaml
-    from fastapi.testclient import TestClient
-
     from conftest import chord, write_wav
-    from musicrgan.app.server import create_app
     shutil.copytree(techno, tmp_path / "data" / "techno")
     low = write_wav(tmp_path / "low.wav", chord(2.0, 8000, (110.0, 165.0)), 8000)
     high = write_wav(tmp_path / "high.wav", chord(2.0, 8000, (440.0, 660.0)), 8000)
@@ -254,3 +255,105 @@ def test_reconstruct_interpolate_evaluate_and_compare_through_the_api(tmp_path, 
         assert job["status"] == "done", (job["error"], job["log"])
         assert job["result"]["best"] == "fft-lstm" and job["result"]["rows"][0][0] == "fft-lstm"
         assert client.get(job["result"]["page"]).status_code == 200
+
+
+def test_train_and_generate_through_the_api(trained_home):
+    home = trained_home
+    with TestClient(create_app(home)) as client:
+        schema = client.get("/openapi.json").json()
+        for path in ("/api/runs", "/api/runs/{run}", "/api/runs/{run}/generate",
+                     "/api/jobs/{job_id}", "/api/results/{path}"):
+            assert path in schema["paths"], path
+        started = client.post("/api/runs", json={"name": "api-run", "model": "fft-lstm",
+                                                 "corpus": "techno", "epochs": 2,
+                                                 "config": yaml.safe_load(tiny_config("fft-lstm").read_text())})
+        assert started.status_code == 202 and started.json()["status"] == "queued"
+        job = job_done(client, started.json()["id"])
+        assert job["status"] == "done", job
+        assert job["progress"] == 1.0 and job["result"]["run"]["epochs"] == 2
+        run = client.get("/api/runs/api-run").json()
+        assert run["family"] == "fft-lstm" and run["corpus"] == "techno"
+        assert [row["epoch"] for row in run["history"]] == [1, 2]
+        assert run["abilities"]["generates"] and run["abilities"]["continues_audio"]
+
+        # a display name and description, kept in the run folder
+        about = client.patch("/api/runs/api-run", json={"display_name": "First try",
+                                                         "description": "two epochs"})
+        assert about.json() == {"display_name": "First try", "description": "two epochs"}
+        listed = {r["name"]: r for r in client.get("/api/runs").json()}
+        assert listed["api-run"]["display_name"] == "First try" and listed["api-run"]["epochs"] == 2
+
+        made = client.post("/api/runs/api-run/generate", json={"n": 2, "seconds": 1.5, "seed": 4})
+        assert made.status_code == 202
+        job = job_done(client, made.json()["id"])
+        assert job["status"] == "done", job
+        clips = job["result"]["clips"]
+        assert len(clips) == 2 and all(c["seed"] == 4 for c in clips)
+        wav = client.get(clips[0]["url"])
+        assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
+        png = client.get(clips[0]["image_url"])
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        assert client.get(job["result"]["page"]).status_code == 200
+
+        # the held-out clips to listen to beside them
+        held_out = client.get("/api/corpora/techno/clips?split=test").json()
+        assert held_out and client.get(held_out[0]["url"]).content[:4] == b"RIFF"
+        assert client.get(held_out[0]["image_url"]).content[:4] == b"\x89PNG"
+        corpora = client.get("/api/corpora").json()
+        assert corpora[0]["name"] == "techno" and corpora[0]["files"] == 6
+
+
+def test_a_failing_job_says_why_and_cancel_stops_training_resumably(trained_home):
+    home = trained_home
+    with TestClient(create_app(home)) as client:
+        bad = client.post("/api/runs", json={"name": "bad-config", "model": "fft-lstm",
+                                             "corpus": "techno", "config": {"hidden": -3}})
+        job = job_done(client, bad.json()["id"])
+        assert job["status"] == "failed" and "hidden" in job["error"], job
+        assert client.get("/api/runs").status_code == 200  # the server is still up
+
+        long = client.post("/api/runs/tiny/train", json={"epochs": 5000})
+        assert long.status_code == 202
+        again = client.post("/api/runs/tiny/train", json={"epochs": 1})
+        assert again.status_code == 409 and "already being trained" in again.json()["detail"]
+        job_id = long.json()["id"]
+        before = client.get("/api/runs/tiny").json()["epochs"]
+        deadline = time.time() + 120
+        while client.get("/api/runs/tiny").json()["epochs"] < before + 2 and time.time() < deadline:
+            time.sleep(0.2)
+        running = client.get(f"/api/jobs/{job_id}").json()
+        assert running["status"] == "running" and 0 < running["progress"] < 1
+        client.post(f"/api/jobs/{job_id}/cancel")
+        job = job_done(client, job_id, timeout=60)
+        assert job["status"] == "cancelled"
+        stopped_at = client.get("/api/runs/tiny").json()["epochs"]
+        assert stopped_at >= before + 2
+        more = client.post("/api/runs/tiny/train", json={"epochs": 1})
+        assert job_done(client, more.json()["id"])["status"] == "done"
+        run = client.get("/api/runs/tiny").json()
+        assert run["epochs"] == stopped_at + 1 and len(run["history"]) == stopped_at + 1
+
+
+def test_serve_refuses_a_served_home_and_warns_beyond_localhost_without_a_token(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import assert_one_line_error
+    (tmp_path / "file").write_text("")
+    assert_one_line_error(run_cli("serve", "--home", tmp_path / "file"), "--home", "not a folder")
+    served = create_app(tmp_path / "served")  # holds the home until it shuts down
+    assert_one_line_error(run_cli("serve", "--home", tmp_path / "served"), "busy", "serving")
+    served.state.jobs.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for flags, expected in ((["--host", "0.0.0.0"], "without --token"),
+                            (["--token", "auto"], "?token=")):
+        proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", tmp_path,
+                                 "--port", str(port), *flags], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        lines = [proc.stdout.readline() for _ in range(2 if "0.0.0.0" in flags else 1)]
+        proc.terminate()
+        proc.wait(30)
+        assert any(expected in line for line in lines), lines

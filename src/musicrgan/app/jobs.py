@@ -20,10 +20,12 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..locks import folder_lock
 from .home import Home
 
 ACTIVE = ("queued", "running")
@@ -129,6 +131,9 @@ class Jobs:
         self.collect = collect or (lambda job: {})
         self.on_start = on_start or (lambda job: {})
         self.progress = progress or (lambda job: None)
+        # one server per home: a second would take the first one's jobs for lost ones
+        self.held = ExitStack()
+        self.held.enter_context(folder_lock(home.studio, "serving"))
         self.store = JobStore(home.database)
         self.interrupted_at_start = self.store.interrupt_leftovers()
         self.lock = threading.Lock()
@@ -259,6 +264,7 @@ class Jobs:
         for q in self.queues.values():
             q.put(None)
         self.store.interrupt_leftovers()
+        self.held.close()
 
     def view(self, job: dict) -> dict:
         """A job as the API shows it: its record, log tail and progress."""

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import shutil
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -116,33 +115,25 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
                lanes: dict[str, Lane] | None = None) -> FastAPI:
     home = Home(home)
     max_upload = int(max_upload_mb * MB)
-    jobs_holder: dict[str, Jobs] = {}
-    starting = threading.Lock()
+    runner = Jobs(home, lanes=lanes, collect=lambda job: collect(home, job),
+                  on_start=lambda job: training_base(home, job),
+                  progress=lambda job: training_progress(home, job))
+    if runner.interrupted_at_start:
+        log.warning(f"{runner.interrupted_at_start} jobs were cut short when the server last "
+                    "stopped: marked interrupted")
 
     def jobs() -> Jobs:
-        """The job runner, started with the server (or by the first request that needs it,
-        where the ASGI server runs no lifespan)."""
-        with starting:
-            if "jobs" not in jobs_holder:
-                jobs_holder["jobs"] = Jobs(
-                    home, lanes=lanes, collect=lambda job: collect(home, job),
-                    on_start=lambda job: training_base(home, job),
-                    progress=lambda job: training_progress(home, job))
-                if jobs_holder["jobs"].interrupted_at_start:
-                    log.warning(f"{jobs_holder['jobs'].interrupted_at_start} jobs were cut "
-                                "short when the server last stopped: marked interrupted")
-            return jobs_holder["jobs"]
+        return runner
 
     @asynccontextmanager
     async def lifespan(app):
-        jobs()
         yield
-        jobs().shutdown()
+        runner.shutdown()
 
     app = FastAPI(title="musicrgan studio", version=_version(), lifespan=lifespan,
                   description="Train, generate, reconstruct, compare and listen. Long "
                               "actions return a job: poll GET /api/jobs/{id}.")
-    app.state.home = home
+    app.state.home, app.state.jobs = home, runner
 
     # errors: one line saying what is wrong ----------------------------------------------
     def error(status: int, message: str) -> JSONResponse:
