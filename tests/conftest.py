@@ -67,6 +67,17 @@ def wait_until(ready, timeout: float = 120, every: float = 0.02) -> None:
         time.sleep(every)
 
 
+def job_finished(client, job_id: str, timeout: float = 300) -> dict:
+    """Poll the studio's GET /api/jobs/ID (through an httpx client) until the job ends."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job['log']}")
+
+
 def assert_one_line_error(proc, *words):
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

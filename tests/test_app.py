@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import tiny_config, write_wav
+from conftest import job_finished, tiny_config, write_wav
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -31,16 +31,6 @@ def home(tmp_path_factory, techno):
     shutil.copytree(techno, root / "data" / "techno")
     Run.create(root / "runs" / "tiny", "fft-lstm", root / "data" / "techno", tiny("fft-lstm"))
     return root
-
-
-def finished(client, job_id, timeout=180) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job['log']}")
 
 
 def test_the_api_lists_runs_and_keeps_a_name_and_description(home):
@@ -127,7 +117,7 @@ def test_a_corpus_from_uploaded_files(tmp_path):
                                                  "test_fraction": "0.3"},
                            files=[("files", (p.name, p.read_bytes())) for p in files])
         assert sent.status_code == 202 and sent.json()["kind"] == "convert"
-        job = finished(client, sent.json()["id"])
+        job = job_finished(client, sent.json()["id"])
         assert job["status"] == "done", job
         corpus = client.get("/api/corpora/mine").json()
         assert corpus["files"] == 3 and corpus["rate"] == 8000 and corpus["failures"] == []

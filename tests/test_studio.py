@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from conftest import run_cli, tiny_config, wait_until
+from conftest import job_finished, run_cli, tiny_config, wait_until
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("fastapi")
@@ -29,16 +29,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(home, port):
-    """`musicrgan serve` on a free port, once it answers."""
+def serve(home, port=None):
+    """`musicrgan serve` on `port` (a free one if None), once it answers; the process, with
+    its address as `.base` and its port as `.port`."""
     import httpx2
+    port = port or free_port()
     log = open(home / f"serve-{port}.log", "a")
     proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", str(home),
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc.port, proc.base = port, f"http://127.0.0.1:{port}"
 
     def answers():
         try:
-            return httpx2.get(f"http://127.0.0.1:{port}/api/runs", timeout=2).status_code == 200
+            return httpx2.get(f"{proc.base}/api/runs", timeout=2).status_code == 200
         except httpx2.HTTPError:
             return proc.poll() is not None
     wait_until(answers, timeout=120, every=0.2)
@@ -54,16 +57,6 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def job_done(client, job_id, timeout=300) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not end: {job}")
 
 
 @pytest.fixture
@@ -85,8 +78,7 @@ def chromium() -> str:
 
 def test_the_page_makes_a_corpus_trains_generates_and_plays(tmp_path):
     from playwright.sync_api import expect, sync_playwright
-    port = free_port()
-    server = serve(tmp_path, port)
+    server = serve(tmp_path)
     config = tiny_config("fft-lstm").read_text()  # key: value lines, as the form takes them
     try:
         with sync_playwright() as p:
@@ -95,7 +87,7 @@ def test_the_page_makes_a_corpus_trains_generates_and_plays(tmp_path):
             page = browser.new_page(viewport={"width": 1366, "height": 800})
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"{server.base}/")
             page.wait_for_selector("body[data-ready='1']")
 
             # a tiny built-in corpus, from the form
@@ -150,9 +142,8 @@ def test_the_page_makes_a_corpus_trains_generates_and_plays(tmp_path):
 
 def test_fifty_generation_requests_at_once(trained_home):
     import httpx2
-    port = free_port()
-    server = serve(trained_home, port)
-    base = f"http://127.0.0.1:{port}"
+    server = serve(trained_home)
+    base = server.base
 
     async def burst():
         async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
@@ -166,7 +157,7 @@ def test_fifty_generation_requests_at_once(trained_home):
         assert set(codes) == {202, 429}, codes
         assert 1 <= len(accepted) <= 10 + 2  # two workers and eight waiting (plus any done)
         with httpx2.Client(base_url=base, timeout=30) as client:
-            jobs = [job_done(client, job_id) for job_id in accepted]
+            jobs = [job_finished(client, job_id) for job_id in accepted]
             assert [j["status"] for j in jobs] == ["done"] * len(accepted)
             assert all(len(j["result"]["clips"]) == 1 for j in jobs)
             listed = {j["id"] for j in client.get("/api/jobs?limit=100").json()}
@@ -179,9 +170,8 @@ def test_fifty_generation_requests_at_once(trained_home):
 
 def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_home):
     import httpx2
-    port = free_port()
-    server = serve(trained_home, port)
-    base = f"http://127.0.0.1:{port}"
+    server = serve(trained_home)
+    base = server.base
     with httpx2.Client(base_url=base, timeout=30) as client:
         job_id = client.post("/api/runs/tiny/train", json={"epochs": 5000}).json()["id"]
         wait_until(lambda: client.get("/api/runs/tiny").json()["epochs"] >= 3, timeout=180)
@@ -195,7 +185,7 @@ def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_hom
     assert not os.path.exists(f"/proc/{child}") or \
         open(f"/proc/{child}/stat").read().split()[2] == "Z"  # the job died with the server
 
-    server = serve(trained_home, port)
+    server = serve(trained_home, server.port)
     try:
         with httpx2.Client(base_url=base, timeout=30) as client:
             job = client.get(f"/api/jobs/{job_id}").json()
@@ -204,7 +194,7 @@ def test_a_server_killed_mid_training_comes_back_and_the_run_goes_on(trained_hom
             assert epochs >= 3
             more = client.post("/api/runs/tiny/train", json={"epochs": 2})
             assert more.status_code == 202
-            assert job_done(client, more.json()["id"])["status"] == "done"
+            assert job_finished(client, more.json()["id"])["status"] == "done"
             run = client.get("/api/runs/tiny").json()
             assert run["epochs"] == epochs + 2
             assert [r["epoch"] for r in run["history"]] == list(range(1, epochs + 3))
@@ -222,14 +212,14 @@ def test_reconstruct_interpolate_evaluate_and_compare_through_the_api(tmp_path, 
         started = client.post("/api/runs", json={"name": "vae", "model": "spec-vae",
                                                  "corpus": "techno", "epochs": 1,
                                                  "config": config})
-        assert job_done(client, started.json()["id"])["status"] == "done"
+        assert job_finished(client, started.json()["id"])["status"] == "done"
         abilities = client.get("/api/runs/vae").json()["abilities"]
         assert abilities["encodes"] and abilities["interpolates"]
         ids = [client.post("/api/uploads", files={"file": (p.name, p.read_bytes())}).json()["id"]
                for p in (low, high)]
 
         made = client.post("/api/runs/vae/reconstruct", json={"uploads": ids})
-        job = job_done(client, made.json()["id"])
+        job = job_finished(client, made.json()["id"])
         assert job["status"] == "done", job
         assert set(job["result"]["scores"]) == {"low.wav", "high.wav"}
         assert sorted(c["file"] for c in job["result"]["clips"]) == [
@@ -239,19 +229,19 @@ def test_reconstruct_interpolate_evaluate_and_compare_through_the_api(tmp_path, 
 
         made = client.post("/api/runs/vae/interpolate", json={"a": ids[0], "b": ids[1],
                                                               "steps": 3})
-        job = job_done(client, made.json()["id"])
+        job = job_finished(client, made.json()["id"])
         assert job["status"] == "done", job
         assert [c["position"] for c in job["result"]["clips"]] == [0.0, 0.5, 1.0]
 
         made = client.post("/api/runs/vae/evaluate", json={"n": 2, "seconds": 1})
-        job = job_done(client, made.json()["id"])
+        job = job_finished(client, made.json()["id"])
         assert job["status"] == "done", job
         assert job["result"]["evaluation"]["frechet"]["generated_vs_test"] > 0
 
         made = client.post("/api/compare", json={
             "corpus": "techno", "models": ["fft-lstm"], "budget_minutes": 0.05, "n": 2,
             "seconds": 1, "configs": {"fft-lstm": yaml.safe_load(tiny_config("fft-lstm").read_text())}})
-        job = job_done(client, made.json()["id"], timeout=600)
+        job = job_finished(client, made.json()["id"], timeout=600)
         assert job["status"] == "done", (job["error"], job["log"])
         assert job["result"]["best"] == "fft-lstm" and job["result"]["rows"][0][0] == "fft-lstm"
         assert client.get(job["result"]["page"]).status_code == 200
@@ -268,7 +258,7 @@ def test_train_and_generate_through_the_api(trained_home):
                                                  "corpus": "techno", "epochs": 2,
                                                  "config": yaml.safe_load(tiny_config("fft-lstm").read_text())})
         assert started.status_code == 202 and started.json()["status"] == "queued"
-        job = job_done(client, started.json()["id"])
+        job = job_finished(client, started.json()["id"])
         assert job["status"] == "done", job
         assert job["progress"] == 1.0 and job["result"]["run"]["epochs"] == 2
         run = client.get("/api/runs/api-run").json()
@@ -285,7 +275,7 @@ def test_train_and_generate_through_the_api(trained_home):
 
         made = client.post("/api/runs/api-run/generate", json={"n": 2, "seconds": 1.5, "seed": 4})
         assert made.status_code == 202
-        job = job_done(client, made.json()["id"])
+        job = job_finished(client, made.json()["id"])
         assert job["status"] == "done", job
         clips = job["result"]["clips"]
         assert len(clips) == 2 and all(c["seed"] == 4 for c in clips)
@@ -308,7 +298,7 @@ def test_a_failing_job_says_why_and_cancel_stops_training_resumably(trained_home
     with TestClient(create_app(home)) as client:
         bad = client.post("/api/runs", json={"name": "bad-config", "model": "fft-lstm",
                                              "corpus": "techno", "config": {"hidden": -3}})
-        job = job_done(client, bad.json()["id"])
+        job = job_finished(client, bad.json()["id"])
         assert job["status"] == "failed" and "hidden" in job["error"], job
         assert client.get("/api/runs").status_code == 200  # the server is still up
 
@@ -324,30 +314,24 @@ def test_a_failing_job_says_why_and_cancel_stops_training_resumably(trained_home
         running = client.get(f"/api/jobs/{job_id}").json()
         assert running["status"] == "running" and 0 < running["progress"] < 1
         client.post(f"/api/jobs/{job_id}/cancel")
-        job = job_done(client, job_id, timeout=60)
+        job = job_finished(client, job_id, timeout=60)
         assert job["status"] == "cancelled"
         stopped_at = client.get("/api/runs/tiny").json()["epochs"]
         assert stopped_at >= before + 2
         more = client.post("/api/runs/tiny/train", json={"epochs": 1})
-        assert job_done(client, more.json()["id"])["status"] == "done"
+        assert job_finished(client, more.json()["id"])["status"] == "done"
         run = client.get("/api/runs/tiny").json()
         assert run["epochs"] == stopped_at + 1 and len(run["history"]) == stopped_at + 1
 
 
 def test_serve_refuses_a_served_home_and_warns_beyond_localhost_without_a_token(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
     from conftest import assert_one_line_error
     (tmp_path / "file").write_text("")
     assert_one_line_error(run_cli("serve", "--home", tmp_path / "file"), "--home", "not a folder")
     served = create_app(tmp_path / "served")  # holds the home until it shuts down
     assert_one_line_error(run_cli("serve", "--home", tmp_path / "served"), "busy", "serving")
     served.state.jobs.shutdown()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     for flags, expected in ((["--host", "0.0.0.0"], "without --token"),
                             (["--token", "auto"], "?token=")):
         proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "serve", "--home", tmp_path,

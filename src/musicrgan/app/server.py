@@ -26,6 +26,7 @@ STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "musicrgan_token"
 JOB_ID = r"^[0-9a-f]{12}$"
 MB = 1 << 20
+UPLOAD_FILES_AT_ONCE = 20  # a request's size limit, in largest uploads (2 GB by default)
 TRAIN_KINDS = ("train-new", "train-continue")
 
 
@@ -156,8 +157,9 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
                 return error(401, "a token is needed: open the address `musicrgan serve` "
                                   "printed, or send 'Authorization: Bearer TOKEN'")
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_upload * 8 + MB:
-            return error(413, f"request too large (uploads up to {max_upload_mb:g} MB a file)")
+        if length and length.isdigit() and int(length) > max_upload * UPLOAD_FILES_AT_ONCE:
+            return error(413, f"request too large: up to {max_upload_mb:g} MB a file, "
+                              f"{UPLOAD_FILES_AT_ONCE} such files a request")
         response = await call_next(request)
         if token and request.url.path == "/" and request.query_params.get("token"):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
@@ -326,7 +328,7 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
         family = generating_family(home, run)
         controls = {c.name: c for c in family.controls()}
         argv = ["generate", home.run_path(run), "--n", body.n, "--seconds", body.seconds,
-                "--seed", body.seed, "--checkpoint", body.checkpoint, "--quiet"]
+                "--seed", body.seed, "--checkpoint", body.checkpoint]
         if body.temperature is not None:
             argv += ["--temperature", body.temperature]
         for name, value in body.controls.items():
@@ -377,7 +379,7 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
     def evaluate(run: str, body: EvaluateBody):
         generating_family(home, run)
         argv = ["evaluate", home.run_path(run), "--n", body.n, "--seconds", body.seconds,
-                "--seed", body.seed, "--checkpoint", body.checkpoint, "--quiet"]
+                "--seed", body.seed, "--checkpoint", body.checkpoint]
         return job_view(jobs().submit("evaluate", "work", argv, target=f"run:{run}",
                                       params={"run": run}))
 
@@ -394,7 +396,7 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
         job_id = new_job_id()
         argv = ["compare", "--data", home.corpus(body.corpus), "--models", ",".join(body.models),
                 "--budget-minutes", body.budget_minutes, "--out", f"results/{job_id}",
-                "--n", body.n, "--seconds", body.seconds, "--seed", body.seed, "--quiet"]
+                "--n", body.n, "--seconds", body.seconds, "--seed", body.seed]
         for key, config in body.configs.items():
             if not re.fullmatch(r"[a-z0-9-]+(\+[a-z0-9-]+(:[a-z0-9-]+)?)?", key):
                 raise Refused(f"configs key {key!r}: a family, or A+B:B for one stage")
@@ -544,8 +546,10 @@ def run_summary(home: Home, name: str) -> dict:
     state = read_state(home.run_path(name))
     history = state["history"]
     upstream = config.get("upstream", {}).get("run")
+    from ..models import get_family
     return {"name": name, **home.about(name),
             "family": config["family"],
+            "monitor": get_family(config["family"]).monitor,
             "corpus": home.corpus_name_of(config["data"]) or config["data"],
             "upstream": home.run_name_of(upstream) or upstream if upstream else None,
             "rate": config.get("rate"),

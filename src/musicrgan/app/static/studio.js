@@ -122,7 +122,7 @@ async function refreshFamilies() {
 }
 
 function bestText(run) {
-  return run.best === null || run.best === undefined ? "-" : Number(run.best).toPrecision(4);
+  return run.best === null || run.best === undefined ? "-" : `${run.monitor} ${Number(run.best).toPrecision(4)}`;
 }
 
 async function refreshRuns() {
