@@ -167,3 +167,42 @@ def test_original_convert_audio_script_keeps_its_argument_order(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "convert_audio.py"), "only", "two"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_shards_merged_equal_one_convert(tmp_path, capsys):
+    from musicrgan.corpus.manifest import shard_for
+    make_messy_folder(tmp_path / "in")
+    # two sources one name apart by extension, in different shards: each shard must name
+    # its twin as a whole convert does (twin.wav.wav, twin.flac.wav), not twin.wav
+    write_wav(tmp_path / "in" / "twin.wav", chord(2, 16000, (300.0,)), 16000)
+    encode(tmp_path / "in" / "twin.flac", chord(2, 16000, (500.0,)), 16000)
+    common = ["--rate", "8000", "--test-fraction", "0.3", "--jobs", "2", "--quiet"]
+    assert cli(capsys, "convert", tmp_path / "in", tmp_path / "whole", *common)[0] == 0
+    for i in (1, 2):
+        assert cli(capsys, "convert", tmp_path / "in", tmp_path / f"part{i}", *common,
+                   "--shard", f"{i}/2")[0] == 0
+    parts = [read_jsonl(tmp_path / f"part{i}" / "manifest.jsonl") for i in (1, 2)]
+    assert parts[0] and parts[1] and not {e["path"] for e in parts[0]} & {e["path"] for e in parts[1]}
+    assert all(shard_for(Path(e["source"]).relative_to(tmp_path / "in").as_posix(), 2) == 1
+               for e in parts[0])
+
+    status, out, _ = cli(capsys, "corpus", "merge", tmp_path / "merged", tmp_path / "part1",
+                         tmp_path / "part2")
+    assert status == 0 and "added" in out
+    whole, merged = tmp_path / "whole", tmp_path / "merged"
+    for name in ("manifest.jsonl", "failures.jsonl"):
+        assert read_jsonl(merged / name) == read_jsonl(whole / name), name
+    wavs = sorted(p.relative_to(whole) for p in whole.rglob("*.wav"))
+    assert wavs == sorted(p.relative_to(merged) for p in merged.rglob("*.wav"))
+    assert shard_for("twin.wav", 2) != shard_for("twin.flac", 2)
+    assert {w.name for w in wavs} >= {"twin.wav.wav", "twin.flac.wav"}
+    assert all((merged / w).read_bytes() == (whole / w).read_bytes() for w in wavs)
+
+    # again: nothing to add; a part at another rate is refused in one line
+    status, out, _ = cli(capsys, "corpus", "merge", merged, tmp_path / "part1", tmp_path / "part2")
+    assert status == 0 and "0 files added" in out
+    assert cli(capsys, "convert", tmp_path / "in", tmp_path / "other", "--rate", "16000",
+               "--quiet", "--shard", "1/2")[0] == 0
+    assert_refused(cli(capsys, "corpus", "merge", merged, tmp_path / "other"), "rate")
+    assert_refused(cli(capsys, "convert", tmp_path / "in", tmp_path / "x", "--shard", "3/2"),
+                   "shard")

@@ -67,9 +67,39 @@ def cmd_convert(args) -> int:
                       test_sources=[Path(s) for s in args.test] if args.test else None,
                       test_fraction=args.test_fraction, min_seconds=args.min_seconds,
                       jobs=args.jobs, retry_failed=args.retry_failed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, shard=args.shard)
     print(summary.line(Path(args.out)))
     return 0 if summary.converted or summary.unchanged else 1
+
+
+def cmd_corpus(args) -> int:
+    """Work on corpus folders: `corpus merge OUT PART...` joins corpora converted apart
+    (`convert --shard I/N` on N machines) into OUT: wavs linked or copied, never converted
+    again; manifests and failures merged, each file's split kept. Re-running finishes an
+    interrupted merge."""
+    from .corpus.merge import MergeError, merge
+    for part in args.parts:
+        if not Path(part).is_dir():
+            raise UsageError(f"corpus folder not found: {part}")
+    writable_folder(Path(args.out), "corpus folder")
+    try:
+        summary = merge(Path(args.out), [Path(p) for p in args.parts])
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    print(summary.line(Path(args.out)))
+    return 0
+
+
+def _shard(text):
+    """I/N, 1 <= I <= N."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write the shard as I/N (e.g. 1/4), got {text!r}") \
+            from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"shard {text}: I is from 1 to N")
+    return index, count
 
 
 def cmd_synth(args) -> int:
@@ -395,6 +425,15 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=None, help="processes (default: cores)")
     p.add_argument("--retry-failed", action="store_true", help="try earlier failures again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="convert only the I-th of N shards of the inputs (a hash of each "
+                        "file's path), under the names and splits a whole convert gives: N "
+                        "machines convert one collection, `corpus merge` joins the folders")
+
+    p = add("corpus", cmd_corpus)
+    p.add_argument("action", choices=["merge"])
+    p.add_argument("out", metavar="OUT", help="corpus folder to write")
+    p.add_argument("parts", nargs="+", metavar="PART", help="corpus folders to join")
 
     p = add("synth", cmd_synth)
     p.add_argument("out", metavar="OUT", help="corpus folder to write")

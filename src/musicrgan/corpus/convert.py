@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from .. import audio
 from ..locks import folder_lock
-from .manifest import (FAILURES, MANIFEST, append_jsonl, read_jsonl, rewrite_jsonl, split_for)
+from .manifest import (FAILURES, MANIFEST, append_jsonl, read_jsonl, rewrite_jsonl, shard_for,
+                       split_for)
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is treated as silence
 
@@ -59,8 +60,10 @@ class Summary:
         return text
 
 
-def find_jobs(sources: list[Path], split: str | None) -> tuple[list[Job], list[tuple[Path, str]]]:
-    """Every file under the inputs, as jobs; names that are not audio files become failures."""
+def find_jobs(sources: list[Path], split: str | None
+              ) -> tuple[list[Job], list[tuple[Path, str, str]]]:
+    """Every file under the inputs, as jobs; names that are not audio files become failures
+    (path, reason, relative path)."""
     jobs, skipped = [], []
     prefix_roots = len(sources) > 1
     for root in sources:
@@ -79,7 +82,8 @@ def find_jobs(sources: list[Path], split: str | None) -> tuple[list[Job], list[t
             if prefix_roots and root.is_dir():
                 rel = f"{root.resolve().name}/{rel}"
             if path.suffix.lower() not in audio.AUDIO_EXTENSIONS:
-                skipped.append((path.resolve(), f"not an audio file ({path.suffix or 'no extension'})"))
+                skipped.append((path.resolve(),
+                                f"not an audio file ({path.suffix or 'no extension'})", rel))
                 continue
             st = path.stat()
             jobs.append(Job(path.resolve(), rel, split, st.st_size, st.st_mtime))
@@ -155,7 +159,8 @@ def _init_worker(cores: list[int], counter) -> None:
     os.close(devnull)
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
+def remove_stale_temporaries(folder: Path) -> None:
+    """The hidden temporaries a killed convert or merge left behind."""
     if folder.is_dir():
         for tmp in folder.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
@@ -164,12 +169,16 @@ def _remove_stale_temporaries(folder: Path) -> None:
 def convert(train_sources: list[Path], out: Path, *, rate: int = 16000,
             test_sources: list[Path] | None = None, test_fraction: float = 0.1,
             min_seconds: float = 1.0, jobs: int | None = None, retry_failed: bool = False,
-            flat_split: str | None = None, progress: bool = True) -> Summary:
+            flat_split: str | None = None, progress: bool = True,
+            shard: tuple[int, int] | None = None) -> Summary:
     """Convert inputs into the corpus folder `out`.
 
     Without `test_sources`, each file's split is a hash of its relative path
     (`test_fraction` of files go to test). `flat_split` writes every wav straight into `out`
-    (the original convert_audio.py layout: one folder per split).
+    (the original convert_audio.py layout: one folder per split). `shard` (i, n) converts
+    only the files whose relative path hashes to shard i of n (1-based), under the names and
+    splits a whole convert would give them: n machines convert one collection, and
+    `corpus merge` joins their folders.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,18 +187,19 @@ def convert(train_sources: list[Path], out: Path, *, rate: int = 16000,
         return _convert_locked(train_sources, out, rate=rate, test_sources=test_sources,
                                test_fraction=test_fraction, min_seconds=min_seconds, jobs=jobs,
                                retry_failed=retry_failed, flat_split=flat_split,
-                               progress=progress)
+                               progress=progress, shard=shard)
 
 
 def _convert_locked(train_sources, out: Path, *, rate, test_sources, test_fraction,
-                    min_seconds, jobs, retry_failed, flat_split, progress) -> Summary:
-    _remove_stale_temporaries(out)
+                    min_seconds, jobs, retry_failed, flat_split, progress, shard) -> Summary:
+    remove_stale_temporaries(out)
     if test_sources:
         found = [find_jobs(train_sources, "train"), find_jobs(test_sources, "test")]
     else:
         found = [find_jobs(train_sources, flat_split)]
     all_jobs = [j for js, _ in found for j in js]
-    not_audio = [s for _, sk in found for s in sk]
+    not_audio = [(path, reason) for _, sk in found for path, reason, rel in sk
+                 if shard is None or shard_for(rel, shard[1]) == shard[0]]
 
     manifest_path, failures_path = out / MANIFEST, out / FAILURES
     done = {}
@@ -198,10 +208,12 @@ def _convert_locked(train_sources, out: Path, *, rate, test_sources, test_fracti
             done[entry["source"]] = entry
     failed_before = {e["source"]: e for e in read_jsonl(failures_path) if "source" in e}
 
-    names = _output_names(all_jobs)
+    names = _output_names(all_jobs)  # of every file, sharded or not: the same names
     summary = Summary()
     todo = []
     for job in all_jobs:
+        if shard is not None and shard_for(job.relative, shard[1]) != shard[0]:
+            continue
         split = job.split or split_for(job.relative, test_fraction)
         rel_out = names[job] if flat_split else f"{split}/{names[job]}"
         key = str(job.source)

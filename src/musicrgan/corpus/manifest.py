@@ -27,6 +27,13 @@ def split_for(relative_path: str, test_fraction: float) -> str:
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
 
+def shard_for(relative_path: str, shards: int) -> int:
+    """The shard (1 to `shards`) of an input file: a hash of its relative path, salted apart
+    from the split's hash so that every shard gets its share of test files."""
+    digest = hashlib.sha1(b"shard:" + relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Every complete JSON object line of a file. A torn last line (killed writer) is skipped
     quietly; other garbled lines (a damaged file) are skipped with a warning: the corpus's
