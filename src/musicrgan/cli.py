@@ -193,6 +193,12 @@ def cmd_train(args) -> int:
         if (Path(args.run) / "config.yaml").exists():
             raise UsageError(f"{args.run} already holds a run; use `musicrgan train continue "
                              f"{args.run}` or choose another folder")
+        from .distribute import check_strategy
+        from .models import get_family
+        try:
+            check_strategy(args.strategy, get_family(args.model))
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
         run = Run.create(Path(args.run), args.model, args.data, overrides,
                          upstream=args.upstream)
     else:
@@ -204,7 +210,7 @@ def cmd_train(args) -> int:
     if args.minutes:  # more minutes on top of what the run has already trained
         budget = args.minutes * 60 + (training_seconds(run.state) if not args.repair else 0.0)
     state = run.train(epochs, budget_seconds=budget, start_from=args.start_from or "last",
-                      repair=args.repair, phase=args.phase)
+                      repair=args.repair, phase=args.phase, strategy=args.strategy)
     if state.get("stopped_early"):
         print(f"early stop: {run.family.monitor} has not improved for "
               f"{run.family.config.patience} epochs")
@@ -474,6 +480,11 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=_positive_float,
                    help="wall-clock minutes to train now, validation included: the last "
                         "epoch ends early if need be")
+    p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
+                   default="default",
+                   help="devices: default (one), mirrored (every GPU of this machine, a "
+                        "global batch of batch_size x GPUs; sample-lstm, fft-lstm, "
+                        "code-prior); multi-worker is not available yet")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")

@@ -161,13 +161,14 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
                    shuffle_buffer: int = 0, pad_short: bool = False, hop: int | None = None,
                    deterministic: bool | None = None, prefetch: bool = True,
-                   beats: bool = False):
+                   beats: bool = False, first_pass: int = 0):
     """A batched `tf.data.Dataset` of float32 windows, shape (batch_size, window); with
     beats, of (windows, (batch_size, 2) [tempo, beat position at the first sample]).
 
     training=True: random offsets, `steps` batches per pass (default: one pass's worth of
     distinct windows). training=False: every window in order (hop apart), once.
-    A seed makes it deterministic; without one each pass differs.
+    A seed makes it deterministic; without one each pass differs. `first_pass`: see
+    `generated`.
     """
     from . import import_tensorflow
     tf = import_tensorflow()
@@ -182,27 +183,31 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     if beats:
         spec = (spec, tf.TensorSpec(shape=(2,), dtype=tf.float32))
     n_batches = (steps or max(1, distinct // batch_size)) if training else None
-    ds = generated(source, spec, batch_size, n_batches, seed)
+    ds = generated(source, spec, batch_size, n_batches, seed, first_pass)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     return batched(ds, batch_size, n_batches if training else None,
                    deterministic if deterministic is not None else seed is not None, prefetch)
 
 
-def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | None):
+def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | None,
+              first_pass: int = 0):
     """The unbatched dataset of a window source (its `random_windows(seed)` and
     `sequential_windows()`): n_batches x batch_size random windows, or with n_batches None
-    every window in order."""
+    every window in order. Each pass (each iterator: each epoch) draws new offsets, pass k
+    from [seed, k]; `first_pass` -1 makes a pass that only looks at one batch (Keras takes
+    one to build the model under a distribution strategy) not shift the epochs' windows."""
     from . import import_tensorflow
     tf = import_tensorflow()
     if n_batches is None:
         return tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
-    passes = iter(range(2**62))
+    passes = iter(range(first_pass, 2**62))
 
     def windows():
         # each pass over the dataset (each epoch) draws new offsets; with a seed the
         # sequence of passes is the same on every run
-        yield from source.random_windows(None if seed is None else [seed, next(passes)])
+        k = next(passes)  # (a look-only pass -1 draws from a stream no epoch uses)
+        yield from source.random_windows(None if seed is None else [seed, k if k >= 0 else 2**62])
 
     ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
     return ds.take(n_batches * batch_size)

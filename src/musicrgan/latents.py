@@ -159,11 +159,11 @@ class LatentSource:
 
 def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
-                   beats: tuple[str | Path, int, int] | None = None):
+                   beats: tuple[str | Path, int, int] | None = None, first_pass: int = 0):
     """Batches (batch_size, length) int32 of codes, or (batch_size, length, channels)
     float32 latents, as data.window_dataset gives audio; with `beats` (LatentSource), of
     (latents, (batch_size, 2) [tempo, beat position at the first step's start])."""
     source = LatentSource(folder, split, length, beats)
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
-    return batched(generated(source, source.signature(), batch_size, n_batches, seed),
-                   batch_size, n_batches, seed is not None)
+    return batched(generated(source, source.signature(), batch_size, n_batches, seed,
+                             first_pass), batch_size, n_batches, seed is not None)

@@ -17,6 +17,7 @@ either the old state (the pending file is discarded and epoch E runs again) or t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -241,7 +242,8 @@ def training_seconds(state: dict) -> float:
     return float(sum(row.get("seconds", 0.0) for row in state["history"]))
 
 
-def _make_callback(run: Path, family, state: dict, session: int, budget_seconds: float | None):
+def _make_callback(run: Path, family, state: dict, session: int, budget_seconds: float | None,
+                   replicas: int = 1):
     import keras
 
     class RunCallback(keras.callbacks.Callback):
@@ -289,7 +291,8 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
             phase = {"phase": state["phase"]} if "phase" in state else {}
             row = {"epoch": number, "session": session, **phase,
                    **{k: round(v, 6) for k, v in logs.items()},
-                   "steps": self.steps, "seconds": round(time.time() - self.started, 2)}
+                   "steps": self.steps, "seconds": round(time.time() - self.started, 2),
+                   **({"replicas": replicas} if replicas > 1 else {})}
             monitored = logs.get(family.monitor)
             improved = monitored is not None and (state["best"] is None or monitored < state["best"])
             if improved:
@@ -482,17 +485,20 @@ class Run:
 
     def train(self, epochs: int, *, budget_seconds: float | None = None,
               start_from: str = "last", repair: bool = False, verbose: int | None = None,
-              phase: str | None = None) -> dict:
+              phase: str | None = None, strategy: str = "default") -> dict:
         """Train `epochs` more epochs (or until the budget: the run's total training time,
         every session's, validation included, mid-epoch if need be). start_from="best"
         goes on from best.keras (when model.keras is damaged); repair=True rebuilds a damaged
         state.json from history.csv first; `phase` moves a family that trains in phases on
-        to a later one (its last best kept as best-PHASE.keras). The folder is locked
-        meanwhile: a second process gets RunError at once. Returns the state."""
+        to a later one (its last best kept as best-PHASE.keras); `strategy` names the
+        devices (distribute.py: default, mirrored). The folder is locked meanwhile: a second
+        process gets RunError at once. Returns the state."""
+        from .distribute import make_strategy
+        devices = make_strategy(strategy, self.family)
         try:
             with folder_lock(self.path, "training"):
                 state = _train_locked(self, epochs, verbose, budget_seconds, start_from,
-                                      repair, phase)
+                                      repair, phase, devices)
         except FolderBusy as exc:
             raise RunError(str(exc)) from None
         except OSError as exc:
@@ -502,33 +508,39 @@ class Run:
         return state
 
 
-def _datasets(family, data: str, epochs_done: int, cache: Path | None = None):
+def _datasets(family, data: str, epochs_done: int, cache: Path | None = None,
+              replicas: int = 1, distributed=None):
     """The training and validation datasets of a run, mapped to the family's examples:
-    windows of the corpus's audio, or for a second stage of its latent cache."""
+    windows of the corpus's audio, or for a second stage of its latent cache; batches of
+    batch_size windows for each of `replicas` devices."""
     tf = import_tensorflow()
     c = family.config
+    batch = c.batch_size * replicas
+    # under a strategy (`replicas` not None) Keras draws one batch before training, to build
+    # the model: a pass of its own, so that the epochs see the windows they would without
+    first_pass = 0 if distributed is None else -1
     if cache is not None:
         from .latents import latent_dataset
         beats = None
         if family.uses_beats:
             beats = (data, family.upstream_family.latent_hop(), family.upstream_family.rate)
-        train_ds = latent_dataset(cache, "train", family.window(), c.batch_size,
+        train_ds = latent_dataset(cache, "train", family.window(), batch,
                                   steps=c.steps_per_epoch,
                                   seed=None if c.seed is None else c.seed + epochs_done,
-                                  beats=beats)
+                                  beats=beats, first_pass=first_pass)
         try:
-            val_ds = latent_dataset(cache, "test", family.window(), c.batch_size,
+            val_ds = latent_dataset(cache, "test", family.window(), batch,
                                     training=False, beats=beats).take(c.validation_steps)
         except CorpusError as exc:
             raise RunError(f"validation needs the corpus's test split: {exc}") from exc
         return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
                 val_ds.map(family.examples))
     window, beats = family.window(), family.uses_beats
-    train_ds = window_dataset(data, "train", window, c.batch_size, steps=c.steps_per_epoch,
+    train_ds = window_dataset(data, "train", window, batch, steps=c.steps_per_epoch,
                               seed=None if c.seed is None else c.seed + epochs_done,
-                              beats=beats)
+                              beats=beats, first_pass=first_pass)
     try:
-        val_ds = window_dataset(data, "test", window, c.batch_size, training=False, beats=beats)
+        val_ds = window_dataset(data, "test", window, batch, training=False, beats=beats)
     except CorpusError as exc:
         raise RunError(f"validation needs the corpus's test split: {exc}") from exc
     val_ds = val_ds.take(c.validation_steps)
@@ -574,7 +586,7 @@ def _enter_phase(run: Path, family, model, state: dict, phase: str):
 
 
 def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from: str,
-                  repair: bool, phase: str | None = None) -> dict:
+                  repair: bool, phase: str | None = None, devices=None) -> dict:
     run, family, run_config = opened.path, opened.family, opened.config
     if repair:
         state = state_from_history(run)
@@ -591,24 +603,28 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     import keras
     if c.seed is not None:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
-    train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache())
+    replicas = devices.num_replicas_in_sync if devices is not None else 1
+    train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache(),
+                                 replicas, devices)
 
-    if state["epochs_done"] == 0:
-        model = family.build()
-    elif start_from == "best":
-        model = load_model(run / BEST, family)
-    else:
-        try:
-            model = load_model(run / MODEL, family)
-        except RunError as exc:
-            if not (run / BEST).is_file():
-                raise
-            raise DamagedCheckpoint(str(exc)) from None
-    if phase is not None:
-        model = _enter_phase(run, family, model, state, phase)
+    # under a strategy, the model's variables (and the optimizer's) are made in its scope
+    with devices.scope() if devices is not None else contextlib.nullcontext():
+        if state["epochs_done"] == 0:
+            model = family.build()
+        elif start_from == "best":
+            model = load_model(run / BEST, family)
+        else:
+            try:
+                model = load_model(run / MODEL, family)
+            except RunError as exc:
+                if not (run / BEST).is_file():
+                    raise
+                raise DamagedCheckpoint(str(exc)) from None
+        if phase is not None:
+            model = _enter_phase(run, family, model, state, phase)
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
-    callback = _make_callback(run, family, state, session, budget_seconds)
+    callback = _make_callback(run, family, state, session, budget_seconds, replicas)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard"), write_graph=False)
     start = state["epochs_done"]
     if verbose is None:

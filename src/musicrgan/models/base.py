@@ -232,6 +232,10 @@ class Family:
     # a family that trains in phases names them in order (`train continue --phase`); the
     # first is where a new run starts
     phases: tuple[str, ...] = ()
+    # True: trained by Keras's own training step, which runs on replicas (`--strategy
+    # mirrored`); a family with a training step of its own says False until that step
+    # scales its losses and updates its statistics across replicas
+    replicates: bool = True
 
     def __init__(self, config: TrainConfig, rate: int):
         self.config, self.rate = config, int(rate)

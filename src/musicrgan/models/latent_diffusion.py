@@ -138,6 +138,7 @@ def ddim(denoise, noise, steps: int):
 @register
 class LatentDiffusion(OnLatents, Generates):
     name = "latent-diffusion"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = LatentDiffusionConfig
 
     def accepts(self, family):

@@ -163,6 +163,7 @@ class LatentVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class LatentVAE(OnLatents, Encodes, SamplesPrior):
     name = "latent-vae"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = LatentVAEConfig
     monitor = "val_reconstruction"
 

@@ -251,6 +251,7 @@ class AveragedVoice(keras.layers.Layer):
 @register
 class LSTMGANFamily(Generates):
     name = "lstm-gan"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = LSTMGANConfig
     # the noise's scale (BigGAN's truncation trick, as a scale): on the built-in corpus,
     # Fréchet distance by temperature 1.0 → 153, 0.75 → 142, 0.5 → 134, 0.25 → 123, ~0 → 117,

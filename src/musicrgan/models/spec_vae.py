@@ -209,6 +209,7 @@ class SpecVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class SpecVAE(Encodes, Generates):
     name = "spec-vae"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = SpecVAEConfig
     monitor = "val_reconstruction"
 

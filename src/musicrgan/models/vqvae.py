@@ -114,6 +114,7 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class VQVAE(Encodes):
     name = "vqvae"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = VQVAEConfig
 
     @property

@@ -247,6 +247,7 @@ def _halves(judged, batch):
 @register
 class WaveVAE(Encodes, SamplesPrior):
     name = "wave-vae"
+    replicates = False  # its own train_step: not yet written for replicas
     Config = WaveVAEConfig
     monitor = "val_reconstruction"
 

@@ -27,11 +27,18 @@ def beat_clock(beats, steps, hop, centre, rate):
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
 
 
+def replicas() -> int:
+    """Replicas training in step (1 outside a tf.distribute strategy)."""
+    import tensorflow as tf
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def tempo_range_weight(layer):
     """A (2,) non-trainable weight of `layer`: the lowest and highest tempo of the training
     windows (saved with the model), so generation draws tempos the model has heard."""
+    # on replicas (--strategy mirrored), the first replica's batch widens it
     return layer.add_weight(shape=(2,), initializer=keras.initializers.Constant([np.inf, -np.inf]),
-                            trainable=False, name="tempo_range")
+                            trainable=False, name="tempo_range", aggregation="only_first_replica")
 
 
 def widen_tempo_range(tempo_range, beats):
@@ -75,8 +82,12 @@ class ClockEmbedding(keras.layers.Layer):
         self.hop, self.rate, self.width = int(hop), int(rate), int(width)
         self.project = keras.layers.Dense(width, name="project")
         self.tempo_range = tempo_range_weight(self)
+        # on replicas, Keras updates a variable by assigning each replica's new value under
+        # the aggregation (an assign_add under "sum" would add the old counts as often as
+        # there are replicas): "mean" of old + replicas x this replica's counts adds them all
         self.tempo_counts = self.add_weight(shape=(TEMPO_BINS,), initializer="zeros",
-                                            trainable=False, name="tempo_counts")
+                                            trainable=False, name="tempo_counts",
+                                            aggregation="mean")
 
     def build(self, input_shape=None):
         self.project.build((None, CLOCK_FEATURES))
@@ -86,8 +97,8 @@ class ClockEmbedding(keras.layers.Layer):
         if training:
             widen_tempo_range(self.tempo_range, beats)
             bins = ops.clip(ops.round(beats[:, 0]) - MIN_BPM, 0, TEMPO_BINS - 1)
-            self.tempo_counts.assign_add(ops.sum(ops.one_hot(ops.cast(bins, "int32"),
-                                                             TEMPO_BINS), axis=0))
+            counts = ops.sum(ops.one_hot(ops.cast(bins, "int32"), TEMPO_BINS), axis=0)
+            self.tempo_counts.assign_add(counts * replicas())
         steps = ops.shape(steps_like)[1]
         return self.project(beat_clock(beats, steps, self.hop, self.hop / 2, self.rate))
 
