@@ -46,6 +46,7 @@ def test_it_refuses_codes():
     assert family.accepts(WaveVAE(WaveVAEConfig(), 16000)) is None
 
 
+@pytest.mark.slow  # 38 s on 2 cores (2026-11-30); the contract test trains and samples it fast
 def test_it_learns_a_wave_vae_s_trajectories_and_samples_them(techno, tmp_path, capsys):
     status, _, err = cli(capsys, "train", "new", tmp_path / "wave", "--model", "wave-vae",
                          "--data", techno, "--config", tiny_config("wave-vae"), "--epochs", "1",

@@ -101,6 +101,8 @@ def _weights(path):
             [np.asarray(w) for w in model.decoder.weights], model)
 
 
+@pytest.mark.slow  # 57 s on 2 cores (2026-11-30), the fast suite's biggest: with its kill -9
+# twin below, in the slow suite
 def test_adversarial_phase_fine_tunes_the_decoder_alone(techno, tmp_path, capsys):
     """Autoencoder phase, then `train continue --phase adversarial`: each epoch's phase in
     the history, the encoder untouched, the decoder and the discriminator trained, the
