@@ -483,8 +483,8 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
                    default="default",
                    help="devices: default (one), mirrored (every GPU of this machine, a "
-                        "global batch of batch_size x GPUs; sample-lstm, fft-lstm, "
-                        "code-prior); multi-worker is not available yet")
+                        "global batch of batch_size x GPUs; not yet for lstm-gan, vqvae, "
+                        "spec-vae, wave-vae); multi-worker is not available yet")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")

@@ -12,8 +12,11 @@
   `MultiWorkerMirroredStrategy` (keras-team/keras#20585; docs/architecture.md has the
   reproduction).
 
-Only families trained by Keras's own training step replicate: the others' training steps
-(GANs, autoencoders with EMA codebooks) are not yet written for replicas and are refused."""
+A family whose training step is its own replicates when that step gives each replica's
+share of the loss and distinct noise (modules/replicas.py: latent-vae, latent-diffusion);
+the ones whose steps also keep statistics (lstm-gan's generator average, the EMA codebooks
+of vqvae and spec-vae, wave-vae's adversarial phase) say `replicates = False` and are
+refused."""
 
 from __future__ import annotations
 

@@ -232,9 +232,9 @@ class Family:
     # a family that trains in phases names them in order (`train continue --phase`); the
     # first is where a new run starts
     phases: tuple[str, ...] = ()
-    # True: trained by Keras's own training step, which runs on replicas (`--strategy
-    # mirrored`); a family with a training step of its own says False until that step
-    # scales its losses and updates its statistics across replicas
+    # True: it trains on replicas (`--strategy mirrored`): Keras's own training step, or one
+    # of its own that gives each replica's share of the loss (modules/replicas.py); False
+    # until a step of its own also keeps its statistics in step across replicas
     replicates: bool = True
 
     def __init__(self, config: TrainConfig, rate: int):

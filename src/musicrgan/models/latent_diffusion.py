@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..modules import replicas
 from ..modules.conv import residual_unit
 from . import register
 from .base import (ConfigError, Control, Generates, MadeOfNetworks, OnLatents, RunningMeans,
@@ -109,11 +110,13 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         return ops.mean(ops.square(v - (a * eps - s * x0)))
 
     def train_step(self, cached):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 41])
+        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
+                          41 + 1000 * replicas.index()])
         with tf.GradientTape() as tape:
             loss = self._loss(cached, seed, True)
+            share = replicas.share(loss)
         weights = self.denoiser.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         return self._track(loss)
 
     def test_step(self, cached):
@@ -138,7 +141,6 @@ def ddim(denoise, noise, steps: int):
 @register
 class LatentDiffusion(OnLatents, Generates):
     name = "latent-diffusion"
-    replicates = False  # its own train_step: not yet written for replicas
     Config = LatentDiffusionConfig
 
     def accepts(self, family):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modules import gaussian
+from ..modules import gaussian, replicas
 from ..modules.conv import decoder, encoder
 from . import register
 from .base import (ConfigError, Encodes, OnLatents, RunningMeans, SamplesPrior, TrainConfig,
@@ -147,12 +147,14 @@ class LatentVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         return reconstruction, gaussian.kl_to_standard_normal(mean, log_var)
 
     def train_step(self, cached):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 37])
+        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
+                          37 + 1000 * replicas.index()])
         with tf.GradientTape() as tape:
             reconstruction, kl = self._terms(cached, True, seed)
             loss = reconstruction + self.kl_weight * self.warmup() * kl
+            share = replicas.share(loss)
         weights = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         return self._track(loss, reconstruction, kl, self.warmup())
 
     def test_step(self, cached):
@@ -163,7 +165,6 @@ class LatentVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class LatentVAE(OnLatents, Encodes, SamplesPrior):
     name = "latent-vae"
-    replicates = False  # its own train_step: not yet written for replicas
     Config = LatentVAEConfig
     monitor = "val_reconstruction"
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import import_tensorflow
 from ..beats import MAX_BPM, MIN_BPM
+from . import replicas
 
 import_tensorflow()
 import keras  # noqa: E402
@@ -25,12 +26,6 @@ def beat_clock(beats, steps, hop, centre, rate):
     position = beats[:, 1:2] + times[None, :] * beats[:, 0:1] / 60.0
     angles = 2.0 * np.pi * ops.stack([position / 4.0, position, position * 4.0], axis=-1)
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
-
-
-def replicas() -> int:
-    """Replicas training in step (1 outside a tf.distribute strategy)."""
-    import tensorflow as tf
-    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def tempo_range_weight(layer):
@@ -98,7 +93,7 @@ class ClockEmbedding(keras.layers.Layer):
             widen_tempo_range(self.tempo_range, beats)
             bins = ops.clip(ops.round(beats[:, 0]) - MIN_BPM, 0, TEMPO_BINS - 1)
             counts = ops.sum(ops.one_hot(ops.cast(bins, "int32"), TEMPO_BINS), axis=0)
-            self.tempo_counts.assign_add(counts * replicas())
+            self.tempo_counts.assign_add(counts * replicas.count())
         steps = ops.shape(steps_like)[1]
         return self.project(beat_clock(beats, steps, self.hop, self.hop / 2, self.rate))
 

@@ -1,0 +1,26 @@
+"""The replicas of a tf.distribute strategy (`train --strategy mirrored`), for the parts of a
+family that run inside a training step: how many, which one, and a replica's share of the
+loss. Outside a strategy: one replica, index 0, the loss as it is."""
+
+from __future__ import annotations
+
+from .. import import_tensorflow
+
+tf = import_tensorflow()
+
+
+def count() -> int:
+    """Replicas training in step."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def index():
+    """This replica's index (0 on one device): a training step's random seeds differ by it,
+    so replicas do not draw the same noise."""
+    return tf.distribute.get_replica_context().replica_id_in_sync_group
+
+
+def share(loss):
+    """The loss whose gradient a replica gives: Keras sums the replicas' gradients, so each
+    gives 1/replicas of its batch's mean (what Keras's own training step does)."""
+    return loss / count()
