@@ -11,7 +11,6 @@ import yaml
 
 from conftest import job_finished, tiny_config, write_wav
 
-pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from musicrgan.app.jobs import Lane  # noqa: E402

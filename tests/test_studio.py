@@ -17,7 +17,6 @@ import yaml
 from conftest import job_finished, run_cli, tiny_config, wait_until
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from musicrgan.app.server import create_app  # noqa: E402
