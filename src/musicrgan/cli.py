@@ -195,10 +195,17 @@ def cmd_train(args) -> int:
                              f"{args.run}` or choose another folder")
         from .distribute import check_strategy
         from .models import get_family
+        from .models.base import ConfigError
         try:
-            check_strategy(args.strategy, get_family(args.model))
+            family_cls = get_family(args.model)
         except KeyError as exc:
             raise UsageError(exc.args[0]) from None
+        try:  # the family as configured (spec-vae replicates unless its latents are vq)
+            family = family_cls(family_cls.Config.from_dict(overrides), 16000)
+        except (ConfigError, TypeError):
+            family = None  # Run.create names what is wrong with the config
+        if family is not None:
+            check_strategy(args.strategy, family)
         run = Run.create(Path(args.run), args.model, args.data, overrides,
                          upstream=args.upstream)
     else:
@@ -484,7 +491,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                    default="default",
                    help="devices: default (one), mirrored (every GPU of this machine, a "
                         "global batch of batch_size x GPUs; not yet for lstm-gan, vqvae, "
-                        "spec-vae, wave-vae); multi-worker is not available yet")
+                        "vq spec-vae, wave-vae); multi-worker is not available yet")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")

@@ -13,10 +13,10 @@
   reproduction).
 
 A family whose training step is its own replicates when that step gives each replica's
-share of the loss and distinct noise (modules/replicas.py: latent-vae, latent-diffusion);
-the ones whose steps also keep statistics (lstm-gan's generator average, the EMA codebooks
-of vqvae and spec-vae, wave-vae's adversarial phase) say `replicates = False` and are
-refused."""
+share of the loss and distinct noise (modules/replicas.py: latent-vae, latent-diffusion,
+spec-vae); the ones whose steps also keep statistics (lstm-gan's generator average, the EMA
+codebooks of vqvae and of spec-vae with vq latents, wave-vae's adversarial phase) say
+`replicates = False` and are refused."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
 def check_strategy(name: str, family) -> None:
-    """RunError saying why strategy `name` cannot train `family` (a family or its class),
-    before anything is made."""
+    """RunError saying why strategy `name` cannot train `family` (as configured), before
+    anything is made."""
     if name not in STRATEGIES:
         raise RunError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
     if name == "default":

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modules import gaussian
+from ..modules import gaussian, replicas
 from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import LogMel, griffin_lim
@@ -184,14 +184,16 @@ class SpecVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         return reconstruction, extra, h, indices
 
     def train_step(self, audio):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 23])
+        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
+                          23 + 1000 * replicas.index()])
         with tf.GradientTape() as tape:
             reconstruction, extra, h, indices = self._step_losses(audio, True, seed)
             weight = self.commitment if self.quantizer is not None \
                 else self.kl_weight * self.kl_factor()
             loss = reconstruction + weight * extra
+            share = replicas.share(loss)
         weights = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         if self.quantizer is not None:
             perplexity, dead = self.quantizer.update(h, indices, seed)
             return self._track(loss, reconstruction, extra, perplexity, dead)
@@ -209,9 +211,13 @@ class SpecVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class SpecVAE(Encodes, Generates):
     name = "spec-vae"
-    replicates = False  # its own train_step: not yet written for replicas
     Config = SpecVAEConfig
     monitor = "val_reconstruction"
+
+    @property
+    def replicates(self):
+        # the Gaussian form's step replicates; the vq form's EMA codebook is per replica yet
+        return self.config.latent != "vq"
 
     @property
     def steps_hop(self) -> int:
