@@ -164,7 +164,7 @@ async function openRun(name) {
     if (job.status === "done" && job.result && job.result.clips) showResult(job);
   }
   $("#run-title").scrollIntoView({ block: "nearest" });
-  $("#run-title").focus?.();
+  $("#run-title").focus();  // keyboard users land on the run they opened
   showCorpusClips();
 }
 
