@@ -193,25 +193,32 @@ def test_a_token_guards_every_request(home):
 
 
 
+def fuzzed(operation) -> list[tuple]:
+    """(operation, status, body) for requests hypothesis generates from one operation of a
+    schemathesis schema (the same ones on every run)."""
+    from hypothesis import HealthCheck, given, settings
+    answers = []
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=12, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def call(case):
+        response = case.call()
+        answers.append((operation.label, response.status_code, response.text[:300]))
+    call()
+    return answers
+
+
 def test_no_request_makes_the_server_fail(tmp_path, techno):
     """Every route, with requests generated from the API's own OpenAPI schema (valid and
     not): never a 5xx. The app's job lanes are paused (no workers): accepted jobs wait, so
     fuzzed requests start no processes, and the queues fill up to 429."""
     import schemathesis
-    from hypothesis import HealthCheck, given, settings
     shutil.copytree(techno, tmp_path / "data" / "techno")
     app = create_app(tmp_path, lanes={"train": Lane(0, 3), "work": Lane(0, 3)})
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    answers = []  # (operation, status, body)
-    for operation in operations:
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        def call(case):
-            response = case.call()
-            answers.append((operation.label, response.status_code, response.text[:300]))
-        call()
+    answers = [answer for operation in operations for answer in fuzzed(operation)]
     app.state.jobs.shutdown()
     assert len(operations) >= 20 and {a[0] for a in answers} == {o.label for o in operations}
     assert [a for a in answers if a[1] >= 500] == []

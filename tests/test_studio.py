@@ -139,18 +139,20 @@ def test_the_page_makes_a_corpus_trains_generates_and_plays(tmp_path):
         stop(server)
 
 
+async def at_once(base: str, path: str, bodies: list[dict]) -> list:
+    """POST each body to base + path, all at once; the responses in order."""
+    import httpx2
+    async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
+        return await asyncio.gather(*[client.post(path, json=body) for body in bodies])
+
+
 def test_fifty_generation_requests_at_once(trained_home):
     import httpx2
     server = serve(trained_home)
     base = server.base
-
-    async def burst():
-        async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
-            return await asyncio.gather(*[
-                client.post("/api/runs/tiny/generate", json={"n": 1, "seconds": 0.5, "seed": i})
-                for i in range(50)])
     try:
-        answers = asyncio.run(burst())
+        answers = asyncio.run(at_once(base, "/api/runs/tiny/generate",
+                                      [{"n": 1, "seconds": 0.5, "seed": i} for i in range(50)]))
         codes = [a.status_code for a in answers]
         accepted = [a.json()["id"] for a in answers if a.status_code == 202]
         assert set(codes) == {202, 429}, codes
