@@ -35,7 +35,7 @@ def reconstruct(run: Run | Path, files: list[str], out: Path, checkpoint: str = 
             raise RequestError("files", f"{name} is longer than {MAX_SECONDS} s: cut it first")
         if clip.size == 0:
             raise RequestError("files", f"{name} holds no audio")
-        sources.append((_unique_name(Path(name), [n for n, _ in sources]), clip))
+        sources.append((unique_name(Path(name), [n for n, _ in sources]), clip))
     out = writable_folder(out, "output folder")
     model = run.model(checkpoint)
     results, cards, rows = {}, [], []
@@ -68,9 +68,10 @@ def reconstruct(run: Run | Path, files: list[str], out: Path, checkpoint: str = 
     return results
 
 
-def _unique_name(path: Path, taken: list[Path]) -> Path:
+def unique_name(path: Path, taken: list[Path]) -> Path:
     """The file's name, or NAME-2, NAME-3... if an earlier file of the call has it (two
-    files of one name in different folders must not overwrite each other's outputs)."""
+    files of one name in different folders must not overwrite each other's outputs; the
+    studio's uploads use it too)."""
     names, name, k = {p.name for p in taken}, Path(path.name), 1
     while name.name in names:
         k += 1

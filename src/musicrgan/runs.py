@@ -508,17 +508,16 @@ class Run:
         return state
 
 
-def _datasets(family, data: str, epochs_done: int, cache: Path | None = None,
-              replicas: int = 1, distributed=None):
+def _datasets(family, data: str, epochs_done: int, cache: Path | None = None, devices=None):
     """The training and validation datasets of a run, mapped to the family's examples:
-    windows of the corpus's audio, or for a second stage of its latent cache; batches of
-    batch_size windows for each of `replicas` devices."""
+    windows of the corpus's audio, or for a second stage of its latent cache; under a
+    tf.distribute strategy (`devices`), batches of batch_size windows for each replica."""
     tf = import_tensorflow()
     c = family.config
-    batch = c.batch_size * replicas
-    # under a strategy (`replicas` not None) Keras draws one batch before training, to build
-    # the model: a pass of its own, so that the epochs see the windows they would without
-    first_pass = 0 if distributed is None else -1
+    batch = c.batch_size * (devices.num_replicas_in_sync if devices is not None else 1)
+    # under a strategy Keras draws one batch before training, to build the model: a pass of
+    # its own, so that the epochs see the windows they would see without one
+    first_pass = 0 if devices is None else -1
     if cache is not None:
         from .latents import latent_dataset
         beats = None
@@ -605,7 +604,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
     replicas = devices.num_replicas_in_sync if devices is not None else 1
     train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache(),
-                                 replicas, devices)
+                                 devices)
 
     # under a strategy, the model's variables (and the optimizer's) are made in its scope
     with devices.scope() if devices is not None else contextlib.nullcontext():

@@ -232,9 +232,11 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
             raise Refused("send between 1 and 1000 files")
         upload, folder = home.new_upload_folder()
         try:
-            taken = set()
+            from ..reconstruct import unique_name
+            taken = []
             for f in files:
-                target = folder / unique(safe_filename(f.filename), taken)
+                taken.append(unique_name(Path(safe_filename(f.filename)), taken))
+                target = folder / taken[-1].name
                 save_upload(f, target, max_upload)
                 check_audio(target)
         except BaseException:
@@ -470,15 +472,6 @@ def train_params(run: str, epochs: int | None, minutes: float | None) -> dict:
     return {"run": run, "epochs": None if minutes else (epochs or 10), "minutes": minutes}
 
 
-def unique(name: str, taken: set) -> str:
-    stem, suffix, k = Path(name).stem, Path(name).suffix, 1
-    while name in taken:
-        k += 1
-        name = f"{stem}-{k}{suffix}"
-    taken.add(name)
-    return name
-
-
 def save_upload(upload: UploadFile, target: Path, limit: int) -> None:
     """Copy an upload to target, refusing it (413) past `limit` bytes."""
     written = 0
@@ -541,7 +534,7 @@ def generating_family(home: Home, run: str):
 
 
 def run_summary(home: Home, name: str) -> dict:
-    from ..runs import read_state
+    from ..runs import read_state, training_seconds
     config = home.run_config(name)
     state = read_state(home.run_path(name))
     history = state["history"]
@@ -558,7 +551,7 @@ def run_summary(home: Home, name: str) -> dict:
             "best": state.get("best"),
             "last": {k: v for k, v in (history[-1] if history else {}).items()
                      if "loss" in k or k in ("epoch", "steps", "seconds")},
-            "training_minutes": round(sum(r.get("seconds", 0) for r in history) / 60, 2)}
+            "training_minutes": round(training_seconds(state) / 60, 2)}
 
 
 def evaluation_summary(path: Path) -> dict | None:
