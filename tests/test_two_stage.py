@@ -15,7 +15,8 @@ import yaml
 
 from conftest import (assert_refused, chord, cli, run_cli, start_cli, tiny_config, wait_until,
                       write_wav)
-from musicrgan.runs import read_history
+from musicrgan.modules.transformer import CachedSampler
+from musicrgan.runs import Run, read_history
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def prior(capsys, folder, upstream, *extra):
                "--config", tiny_config("code-prior"), "--epochs", "1", *extra)
 
 
-def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_path, capsys):
+def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_path, capsys,
+                                                            monkeypatch):
     """The chain through the CLI: the corpus encoded once per upstream checkpoint, priors
     trained on it (one with the beat clock: check_the_clock), songs generated and primed."""
     status, _, err = prior(capsys, tmp_path / "p1", vqvae)
@@ -71,18 +73,42 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     a, b = (sf.read(g[1].strip())[0] for g in greedy)
     np.testing.assert_array_equal(a, b)
 
-    # a prime is encoded by the upstream and continued
+    # a prime is encoded by the upstream and continued: the first chunk's prefix is the start
+    # token and the last half-context of the prime's codes. (Comparing the audio with an
+    # unprimed song instead failed on a machine where the one-epoch prior's likeliest code
+    # did not depend on its context.)
+    run = Run(tmp_path / "p1")
+    run.upstream()   # attached: the family encodes through it
+    up, half = run.family.upstream_family, run.family.config.context // 2
     prime = write_wav(tmp_path / "prime.wav", chord(1.0, 8000), 8000)
+    prefixes = []
+    monkeypatch.setattr(CachedSampler, "sample", recording(CachedSampler.sample, prefixes))
     status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "1", "--seconds",
                                "0.5", "--prime", prime, "--out", tmp_path / "primed", "--quiet")
     assert status == 0, err
-    assert not np.array_equal(sf.read(printed.strip())[0], songs[0][:4000])
-    # a prime of three codes (48 samples), shorter than half the context, is heard too
+    window = json.loads((tmp_path / "primed" / "index.json").read_text())["clips"][0]["window"]
+    heard = sf.read(prime, dtype="float32")[0][:round(window * 8000)]
+    codes = up.encode(run.family.upstream_model, heard[None])
+    np.testing.assert_array_equal(prefixes[0],
+                                  [[run.family.start_token, *codes[0, -(half - 1):]]])
+    assert sf.read(printed.strip())[0].size == 4000
+    # a prime of three codes (48 samples), shorter than half the context, is continued whole
+    prefixes.clear()
     status, printed, err = cli(capsys, "generate", tmp_path / "p1", "--n", "1", "--seconds",
-                               "0.5", "--top-k", "1", "--seed", "1", "--prime", prime,
-                               "--window", "0.006", "--out", tmp_path / "short", "--quiet")
+                               "0.5", "--prime", prime, "--window", "0.006",
+                               "--out", tmp_path / "short", "--quiet")
     assert status == 0, err
-    assert not np.array_equal(sf.read(printed.strip())[0], a)   # a: greedy, unprimed
+    codes = up.encode(run.family.upstream_model, heard[None, :48])
+    assert codes.shape == (1, 3)
+    np.testing.assert_array_equal(prefixes[0], [[run.family.start_token, *codes[0]]])
+
+
+def recording(sample, prefixes):
+    """CachedSampler.sample, keeping the prefix of every call."""
+    def wrapped(self, prefix, *args, **kwargs):
+        prefixes.append(np.array(prefix))
+        return sample(self, prefix, *args, **kwargs)
+    return wrapped
 
 
 def check_the_clock(folder, techno, cache, tmp_path, capsys):
