@@ -1,14 +1,20 @@
 """Training under a device strategy (`train --strategy`): mirrored on this machine's one CPU
 is the default's training, step for step; on two replicas (the CPU split in two logical
-devices) each replicating family trains on a global batch; the rest are refused in a line."""
+devices) each replicating family trains on a global batch; two local worker processes
+(`multi-worker`, TF_CONFIG) train each one too, and a killed worker leaves a run that
+continues; the rest are refused in a line."""
 
 import json
+import os
+import socket
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import assert_refused, cli, start_cli, tiny_config
+from conftest import assert_refused, cli, start_cli, tiny_config, wait_until
 from musicrgan.models import FAMILIES, family_names
 from musicrgan.models.base import OnLatents
 from musicrgan.runs import read_history
@@ -51,8 +57,23 @@ def test_families_with_their_own_training_step_are_refused_in_one_line(techno, t
                        techno, "--set", "latent=vq", "--strategy", "mirrored"), "spec-vae",
                    "--strategy default")
     assert not (tmp_path / "vq").exists() and not (tmp_path / "gan").exists()
-    assert_refused(cli(capsys, "train", "new", tmp_path / "w", "--model", "fft-lstm", "--data",
-                       techno, "--epochs", "1", "--strategy", "multi-worker"), "multi-worker")
+
+
+def test_multi_worker_refusals_come_before_anything_is_made(techno, tmp_path, capsys,
+                                                            monkeypatch):
+    args = ("train", "new", tmp_path / "w", "--model", "fft-lstm", "--data", techno,
+            "--epochs", "1", "--strategy", "multi-worker")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert_refused(cli(capsys, *args), "needs TF_CONFIG")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert_refused(cli(capsys, *args), "TF_CONFIG must be JSON")
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster(["localhost:1"], 0)))
+    assert_refused(cli(capsys, *args), "names one worker")
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster(["localhost:1", "localhost:2"], 2)))
+    assert_refused(cli(capsys, *args), "not in its cluster")
+    assert_refused(cli(capsys, *args[:-4], "--minutes", "1", *args[-2:]), "--minutes",
+                   "--epochs")
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow
@@ -89,3 +110,98 @@ def test_a_replicating_family_trains_on_two_replicas(name, techno, tmp_path):
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.wait(300) == 0, proc.stderr.read()
     assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3]
+
+
+def cluster(workers: list[str], index: int) -> dict:
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def two_workers(scratch, *args) -> list[subprocess.Popen]:
+    """`musicrgan ARGS --strategy multi-worker` in two local worker processes (worker 0, the
+    chief, first), their temporary folders in `scratch`."""
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    return [subprocess.Popen([sys.executable, "-m", "musicrgan", *map(str, args),
+                              "--strategy", "multi-worker"],
+                             env={**env, "TF_CONFIG": json.dumps(cluster(workers, index))},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for index in (0, 1)]
+
+
+def upstream_of(name: str, techno, tmp_path, capsys) -> list:
+    """The source arguments of a run of `name`: the corpus, or a tiny upstream trained on
+    one device."""
+    if not issubclass(FAMILIES[name], OnLatents):
+        return ["--data", techno]
+    first = "vqvae" if name == "code-prior" else "wave-vae"
+    upstream = tmp_path / first
+    status, _, err = cli(capsys, "train", "new", upstream, "--model", first, "--data", techno,
+                         "--config", tiny_config(first), "--epochs", "1")
+    assert status == 0, err
+    source = ["--upstream", upstream]
+    if name == "code-prior":
+        source += ["--set", "clock=true"]  # its tempo counts must add up across workers
+    return source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in family_names() if replicates(n)])
+def test_two_worker_processes_train_a_family_as_one_process_does(name, techno, tmp_path,
+                                                                 capsys):
+    source = upstream_of(name, techno, tmp_path, capsys)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    args = ("--config", tiny_config(name), "--epochs", "1")
+    status, _, err = cli(capsys, "train", "new", tmp_path / "one", "--model", name, *source,
+                         *args)
+    assert status == 0, err
+    workers = two_workers(scratch, "train", "new", tmp_path / "two", "--model", name, *source,
+                          *args)
+    for worker in workers:
+        assert worker.wait(600) == 0, worker.stderr.read()
+    alone, together = read_history(tmp_path / "one"), read_history(tmp_path / "two")
+    assert [int(r["epoch"]) for r in together] == [1]
+    assert int(together[0]["replicas"]) == 2 and "replicas" not in alone[0]
+    assert set(together[0]) - {"replicas"} == set(alone[0])   # the same history shape
+    assert together[0]["steps"] == alone[0]["steps"]
+    assert all(np.isfinite(float(v)) for k, v in together[0].items() if "loss" in k)
+    assert os.listdir(scratch) == []   # the second worker's copy of the run is gone
+    from musicrgan.runs import Run
+    model = Run(tmp_path / "two").model("last")
+    if name == "code-prior":  # both workers' windows counted: 3 steps x 2 workers x 4
+        assert float(np.sum(np.asarray(model.get_layer("clock").tempo_counts))) == 3 * 2 * 4
+    # the run goes on in one process
+    status, _, err = cli(capsys, "train", "continue", tmp_path / "two", "--epochs", "1")
+    assert status == 0, err
+    assert [int(r["epoch"]) for r in read_history(tmp_path / "two")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_ends_the_session_and_the_run_continues(techno, tmp_path, capsys):
+    run, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    chief, worker = two_workers(scratch, "train", "new", run, "--model", "fft-lstm",
+                                "--data", techno, "--config", tiny_config("fft-lstm"),
+                                "--epochs", "4", "--set", "steps_per_epoch=200")
+    wait_until(lambda: len(read_history(run)) >= 1 if (run / "history.csv").exists() else False,
+               timeout=300, every=0.2)
+    time.sleep(1.0)   # into epoch 2
+    worker.kill()
+    assert chief.wait(120) == 1   # the chief stops at its next step, in one line
+    err = chief.stderr.read()
+    assert "a worker stopped" in err and "keeps epoch 1" in err and "Traceback" not in err
+    assert [int(r["epoch"]) for r in read_history(run)] == [1]
+    status, _, err = cli(capsys, "train", "continue", run, "--epochs", "1")
+    assert status == 0, err
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2]
+    assert [r["session"] for r in read_history(run)] == ["1", "2"]

@@ -180,7 +180,19 @@ def cmd_train(args) -> int:
     sessions in RUN/history.csv."""
     from .runs import Run, training_seconds
     epochs = args.epochs or (MAX_EPOCHS if args.minutes else 10)
-    if args.action == "new":
+    chief = True
+    if args.strategy == "multi-worker":
+        if args.minutes:
+            raise UsageError("--minutes is not taken with --strategy multi-worker (the workers "
+                             "would have to agree on the step to stop at): give --epochs")
+        from .distribute import is_chief, join_workers
+        chief = is_chief(join_workers())  # before anything else TensorFlow does
+    if args.action == "new" and not chief:
+        # the chief creates the run; this worker trains a private copy of it
+        from .distribute import wait_for_run
+        wait_for_run(Path(args.run))
+        run = Run(Path(args.run))
+    elif args.action == "new":
         if not args.model or not (args.data or args.upstream):
             raise UsageError("train new needs --model FAMILY and --data CORPUS (or, for a "
                              "second stage, --upstream RUN)")
@@ -490,8 +502,9 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
                    default="default",
                    help="devices: default (one), mirrored (every GPU of this machine, a "
-                        "global batch of batch_size x GPUs; not yet for lstm-gan, vqvae, "
-                        "vq spec-vae, wave-vae); multi-worker is not available yet")
+                        "global batch of batch_size x GPUs), multi-worker (one process per "
+                        "machine, the cluster in TF_CONFIG; every worker runs the same "
+                        "command); not yet for lstm-gan, vqvae, vq spec-vae, wave-vae")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")
@@ -637,6 +650,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingStopped as exc:  # e.g. a NaN loss: not a usage error, but no traceback
         print(f"musicrgan {args.command}: {exc}", file=sys.stderr)
+        if _in_multi_worker_session():
+            # a worker of the session is gone, and TensorFlow's collective executor keeps a
+            # normal interpreter exit waiting for it forever (seen: 10 minutes and counting)
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(1)
         return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -661,6 +679,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _interrupted = False
+
+
+def _in_multi_worker_session() -> bool:
+    distribute = sys.modules.get("musicrgan.distribute")
+    return distribute is not None and distribute._joined is not None
 
 
 def _on_interrupt(signum, frame):

@@ -77,6 +77,16 @@ def corpus_rate(corpus: str | Path) -> int:
     return rates.pop()
 
 
+def files_of_shard(files: list, shard: tuple[int, int], where) -> list:
+    """The files of shard (index, count) of a sorted list: one worker's part of a split."""
+    index, count = shard
+    if len(files) < count:
+        raise CorpusError(f"{where} holds {len(files)} usable file(s), fewer than the {count} "
+                          "workers that each read their own: use fewer workers or split the "
+                          "audio into more files")
+    return files[index::count]
+
+
 def read_window(path: str, start: int, length: int) -> np.ndarray:
     """`length` frames from `start`, zero-padded past the end of the file."""
     with sf.SoundFile(path) as fh:
@@ -92,13 +102,16 @@ class WindowSource:
     """The windows one split of a corpus can give, as plain Python (tf.data wraps it)."""
 
     def __init__(self, corpus: str | Path, split: str, window: int, *, pad_short: bool = False,
-                 hop: int | None = None, beats: bool = False):
+                 hop: int | None = None, beats: bool = False,
+                 shard: tuple[int, int] | None = None):
         self.corpus, self.split, self.window = Path(corpus), split, int(window)
         if self.window <= 0:
             raise CorpusError(f"window must be positive, got {window}")
         self.hop = int(hop or window)
         all_files = corpus_files(corpus, split)
         self.files = [f for f in all_files if f.frames >= self.window or (pad_short and f.frames)]
+        if shard is not None:  # (index, count): every count-th file, from the index-th
+            self.files = files_of_shard(self.files, shard, self.corpus / split)
         if not self.files:
             rate = all_files[0].rate if all_files else 16000
             if not all_files:
@@ -161,9 +174,11 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
                    shuffle_buffer: int = 0, pad_short: bool = False, hop: int | None = None,
                    deterministic: bool | None = None, prefetch: bool = True,
-                   beats: bool = False, first_pass: int = 0):
+                   beats: bool = False, first_pass: int = 0,
+                   shard: tuple[int, int] | None = None):
     """A batched `tf.data.Dataset` of float32 windows, shape (batch_size, window); with
-    beats, of (windows, (batch_size, 2) [tempo, beat position at the first sample]).
+    beats, of (windows, (batch_size, 2) [tempo, beat position at the first sample]); with
+    `shard` (index, count), of that share of the split's files (one worker's).
 
     training=True: random offsets, `steps` batches per pass (default: one pass's worth of
     distinct windows). training=False: every window in order (hop apart), once.
@@ -173,7 +188,8 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     from . import import_tensorflow
     tf = import_tensorflow()
 
-    source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop, beats=beats)
+    source = WindowSource(corpus, split, window, pad_short=pad_short, hop=hop, beats=beats,
+                          shard=shard)
     distinct = source.count_distinct()
     if training and distinct < batch_size:
         raise CorpusError(

@@ -25,7 +25,7 @@ import numpy as np
 
 from .audio import atomic_write_text, temporary_file
 from .beats import corpus_grids, grid_at
-from .data import CorpusError, batched, corpus_files, generated, read_window
+from .data import CorpusError, batched, corpus_files, files_of_shard, generated, read_window
 from .locks import folder_lock
 
 CACHE, COMPLETE = "latents", "complete.json"
@@ -103,9 +103,12 @@ class LatentSource:
     BPM, beat position at its first step's start))."""
 
     def __init__(self, folder: Path, split: str, length: int,
-                 beats: tuple[str | Path, int, int] | None = None):
+                 beats: tuple[str | Path, int, int] | None = None,
+                 shard: tuple[int, int] | None = None):
         self.length = int(length)
         paths = sorted((Path(folder) / split).rglob("*.npy"))
+        if shard is not None:  # one worker's files (data.files_of_shard)
+            paths = files_of_shard(paths, shard, Path(folder) / split)
         arrays = [np.load(p, mmap_mode="r") for p in paths]
         self.dtype = np.int32 if not arrays or arrays[0].dtype.kind in "iu" else np.float32
         self.shape = (self.length, *(arrays[0].shape[1:] if arrays else ()))
@@ -159,11 +162,13 @@ class LatentSource:
 
 def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
-                   beats: tuple[str | Path, int, int] | None = None, first_pass: int = 0):
+                   beats: tuple[str | Path, int, int] | None = None, first_pass: int = 0,
+                   shard: tuple[int, int] | None = None):
     """Batches (batch_size, length) int32 of codes, or (batch_size, length, channels)
     float32 latents, as data.window_dataset gives audio; with `beats` (LatentSource), of
-    (latents, (batch_size, 2) [tempo, beat position at the first step's start])."""
-    source = LatentSource(folder, split, length, beats)
+    (latents, (batch_size, 2) [tempo, beat position at the first step's start]); with
+    `shard`, of one worker's files."""
+    source = LatentSource(folder, split, length, beats, shard)
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
     return batched(generated(source, source.signature(), batch_size, n_batches, seed,
                              first_pass), batch_size, n_batches, seed is not None)

@@ -36,7 +36,7 @@ def folder_lock(folder: Path, doing: str):
                 break
             except BlockingIOError:
                 owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            if not _alive(owner) and time.monotonic() < deadline:
+            if not alive(owner) and time.monotonic() < deadline:
                 time.sleep(0.1)  # the owner is dead; its forked children are on their way out
                 continue
             raise FolderBusy(f"{folder} is busy: process {owner} is {doing} it; wait for it "
@@ -48,7 +48,8 @@ def folder_lock(folder: Path, doing: str):
         os.close(fd)  # closing releases the flock
 
 
-def _alive(pid: str) -> bool:
+def alive(pid: str) -> bool:
+    """Whether process `pid` (a string, as a lock file holds it) is running."""
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):

@@ -34,7 +34,7 @@ import yaml
 
 from . import audio, import_tensorflow
 from .audio import atomic_write_text
-from .data import CorpusError, corpus_rate, window_dataset
+from .data import CorpusError, WindowSource, corpus_rate, window_dataset
 from .locks import FolderBusy, folder_lock
 
 log = logging.getLogger("musicrgan")
@@ -491,10 +491,20 @@ class Run:
         goes on from best.keras (when model.keras is damaged); repair=True rebuilds a damaged
         state.json from history.csv first; `phase` moves a family that trains in phases on
         to a later one (its last best kept as best-PHASE.keras); `strategy` names the
-        devices (distribute.py: default, mirrored). The folder is locked meanwhile: a second
-        process gets RunError at once. Returns the state."""
-        from .distribute import make_strategy
+        devices (distribute.py: default, mirrored, multi-worker). The folder is locked
+        meanwhile: a second process gets RunError at once. Returns the state."""
+        from .distribute import is_chief, make_strategy, private_copy
         devices = make_strategy(strategy, self.family)
+        if not is_chief(devices):  # a worker of a multi-worker session that is not its chief
+            with private_copy(self.path) as copy:
+                try:
+                    return Run(copy)._train(epochs, budget_seconds, start_from, repair,
+                                            verbose, phase, devices)
+                except (RunError, TrainingStopped) as exc:  # named as the run the user knows
+                    raise type(exc)(str(exc).replace(str(copy), str(self.path))) from None
+        return self._train(epochs, budget_seconds, start_from, repair, verbose, phase, devices)
+
+    def _train(self, epochs, budget_seconds, start_from, repair, verbose, phase, devices):
         try:
             with folder_lock(self.path, "training"):
                 state = _train_locked(self, epochs, verbose, budget_seconds, start_from,
@@ -511,22 +521,57 @@ class Run:
 def _datasets(family, data: str, epochs_done: int, cache: Path | None = None, devices=None):
     """The training and validation datasets of a run, mapped to the family's examples:
     windows of the corpus's audio, or for a second stage of its latent cache; under a
-    tf.distribute strategy (`devices`), batches of batch_size windows for each replica."""
+    tf.distribute strategy (`devices`), batches of batch_size windows for each replica, and
+    in a multi-worker session each worker's windows from its own files."""
+    c = family.config
+    if devices is None:
+        return _split_datasets(family, data, epochs_done, cache, c.batch_size)
+    from .distribute import is_multi_worker
+    replicas = devices.num_replicas_in_sync
+    # under a strategy Keras draws one batch before training, to build the model: a pass of
+    # its own (-1), so that the epochs see the windows they would see without one
+    if not is_multi_worker(devices):
+        return _split_datasets(family, data, epochs_done, cache, c.batch_size * replicas,
+                               first_pass=-1)
+    # every worker takes the same number of steps: a pass of the whole split
+    steps = c.steps_per_epoch or max(1, _distinct_windows(family, data, cache)
+                                     // (c.batch_size * replicas))
+
+    def train(context):
+        shard = (context.input_pipeline_id, context.num_input_pipelines)
+        return _split_datasets(family, data, epochs_done, cache, c.batch_size, first_pass=-1,
+                               shard=shard, steps=steps)[0]
+
+    def validation(context):  # the same windows on every worker: the mean is the split's
+        return _split_datasets(family, data, epochs_done, cache, c.batch_size)[1]
+
+    return (devices.distribute_datasets_from_function(train),
+            devices.distribute_datasets_from_function(validation))
+
+
+def _distinct_windows(family, data: str, cache: Path | None) -> int:
+    if cache is not None:
+        from .latents import LatentSource
+        return LatentSource(cache, "train", family.window()).count_distinct()
+    return WindowSource(data, "train", family.window()).count_distinct()
+
+
+def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, batch: int, *,
+                    first_pass: int = 0, shard: tuple[int, int] | None = None,
+                    steps: int | None = None):
+    """The training and validation datasets in batches of `batch` (see _datasets); with
+    `shard`, training windows from that share of the files, `steps` batches a pass."""
     tf = import_tensorflow()
     c = family.config
-    batch = c.batch_size * (devices.num_replicas_in_sync if devices is not None else 1)
-    # under a strategy Keras draws one batch before training, to build the model: a pass of
-    # its own, so that the epochs see the windows they would see without one
-    first_pass = 0 if devices is None else -1
+    steps = steps or c.steps_per_epoch
+    seed = None if c.seed is None else c.seed + epochs_done
     if cache is not None:
         from .latents import latent_dataset
         beats = None
         if family.uses_beats:
             beats = (data, family.upstream_family.latent_hop(), family.upstream_family.rate)
-        train_ds = latent_dataset(cache, "train", family.window(), batch,
-                                  steps=c.steps_per_epoch,
-                                  seed=None if c.seed is None else c.seed + epochs_done,
-                                  beats=beats, first_pass=first_pass)
+        train_ds = latent_dataset(cache, "train", family.window(), batch, steps=steps,
+                                  seed=seed, beats=beats, first_pass=first_pass, shard=shard)
         try:
             val_ds = latent_dataset(cache, "test", family.window(), batch,
                                     training=False, beats=beats).take(c.validation_steps)
@@ -535,9 +580,8 @@ def _datasets(family, data: str, epochs_done: int, cache: Path | None = None, de
         return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
                 val_ds.map(family.examples))
     window, beats = family.window(), family.uses_beats
-    train_ds = window_dataset(data, "train", window, batch, steps=c.steps_per_epoch,
-                              seed=None if c.seed is None else c.seed + epochs_done,
-                              beats=beats, first_pass=first_pass)
+    train_ds = window_dataset(data, "train", window, batch, steps=steps, seed=seed,
+                              beats=beats, first_pass=first_pass, shard=shard)
     try:
         val_ds = window_dataset(data, "test", window, batch, training=False, beats=beats)
     except CorpusError as exc:
@@ -602,6 +646,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     import keras
     if c.seed is not None:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
+    from .distribute import is_multi_worker, keras_multi_worker_fixes
     replicas = devices.num_replicas_in_sync if devices is not None else 1
     train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache(),
                                  devices)
@@ -628,8 +673,13 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     start = state["epochs_done"]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    tf = import_tensorflow()
+    # a worker of a multi-worker session that stops (killed, unreachable) ends the session
+    lost_worker = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                   tf.errors.DeadlineExceededError, tf.errors.CancelledError) \
+        if is_multi_worker(devices) else ()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), keras_multi_worker_fixes(devices):
             # each pass of our datasets is exactly one epoch long; Keras notices the end
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, initial_epoch=start,
@@ -640,6 +690,15 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
         raise TrainingInterrupted(f"{run} keeps epoch {state['epochs_done']} (the last "
                                   "complete one); continuing the run goes on from there") \
             from None
+    except lost_worker as exc:
+        lines = [line.strip() for line in (exc.message or "").splitlines() if line.strip()]
+        # TensorFlow's first line is "Graph execution error:"; the cause is further down
+        reason = next((line for line in lines if "aborted by" in line),
+                      lines[-1] if lines else type(exc).__name__)
+        raise TrainingStopped(
+            f"the multi-worker session ended: a worker stopped ({reason}); {run} keeps epoch "
+            f"{state['epochs_done']} (the last complete one): start every worker again with "
+            "`train continue`") from None
     if callback.nan_at:
         epoch, batch = callback.nan_at
         where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
