@@ -68,6 +68,14 @@ BENCHES = [
      "(DDIM from noise, decoding), x real time. Baseline, same process: latent-vae "
      "generation (diffusion_over_latent_vae). Targets (issue 11): decoding at least 30x, "
      "whole generation at least 10x, latent diffusion at least 2x."),
+    ("distribute", "bench_distribute.py",
+     "Two local CPU workers (`train --strategy multi-worker`, batch 8 each, one intra-op "
+     "thread each) against one process (`--strategy default`, batch 16) on the same global "
+     "batch of 16, fft-lstm and sample-lstm at their default configs, 4 epochs of 30 steps, "
+     "seed 1, a synthesized corpus of 16 loops: training windows per second over epochs 2-4 "
+     "(validation included, as history.csv times an epoch) and both loss curves. Then each "
+     "family's trainable parameters and the gradient megabytes a worker sends and receives "
+     "per step in a ring all-reduce over 2 workers (2 (N-1)/N x 4 bytes x parameters)."),
 ]
 
 
