@@ -22,10 +22,11 @@
   taken: the workers would have to agree on the step to stop at.
 
 A family whose training step is its own replicates when that step gives each replica's
-share of the loss and distinct noise (modules/replicas.py: latent-vae, latent-diffusion,
-spec-vae); the ones whose steps also keep statistics (lstm-gan's generator average, the EMA
-codebooks of vqvae and of spec-vae with vq latents, wave-vae's adversarial phase) say
-`replicates = False` and are refused."""
+share of the loss and distinct noise, and keeps its statistics in step across replicas
+(modules/replicas.py: latent-vae, latent-diffusion, spec-vae, vqvae; the EMA codebooks of
+vqvae and of spec-vae's vq form count the global batch); the ones whose steps keep
+statistics not yet written for replicas (lstm-gan's generator average and band statistics,
+wave-vae's adversarial phase) say `replicates = False` and are refused."""
 
 from __future__ import annotations
 

@@ -215,11 +215,6 @@ class SpecVAE(Encodes, Generates):
     monitor = "val_reconstruction"
 
     @property
-    def replicates(self):
-        # the Gaussian form's step replicates; the vq form's EMA codebook is per replica yet
-        return self.config.latent != "vq"
-
-    @property
     def steps_hop(self) -> int:
         """Samples per latent step."""
         return self.config.hop * math.prod(self.config.strides)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..modules import replicas
 from ..modules.conv import decoder, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
@@ -98,8 +99,9 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         with tf.GradientTape() as tape:
             reconstruction, commitment, latents, indices = self._step_losses(audio, True)
             loss = reconstruction + self.commitment * commitment
+            share = replicas.share(loss)
         weights = self.encoder.trainable_variables + self.decoder.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 17])
         perplexity, dead = self.quantizer.update(latents, indices, seed)
         return self._track(loss, reconstruction, commitment, perplexity, dead)
@@ -114,7 +116,6 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 @register
 class VQVAE(Encodes):
     name = "vqvae"
-    replicates = False  # its own train_step: not yet written for replicas
     Config = VQVAEConfig
 
     @property

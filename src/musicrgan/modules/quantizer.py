@@ -8,6 +8,7 @@ decoder's gradient."""
 from __future__ import annotations
 
 from .. import import_tensorflow
+from . import replicas
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -29,12 +30,15 @@ class VectorQuantizer(keras.layers.Layer):
 
     def build(self, input_shape=None):
         init = keras.initializers.RandomUniform(-1.0 / self.codes, 1.0 / self.codes)
+        # on replicas, `update` gives every replica the same new values (from statistics
+        # summed over the global batch); the first replica's is the one kept
+        kept = "only_first_replica"
         self.codebook = self.add_weight(shape=(self.codes, self.dim), initializer=init,
-                                        trainable=False, name="codebook")
+                                        trainable=False, name="codebook", aggregation=kept)
         self.ema_count = self.add_weight(shape=(self.codes,), initializer="ones",
-                                         trainable=False, name="ema_count")
+                                         trainable=False, name="ema_count", aggregation=kept)
         self.ema_sum = self.add_weight(shape=(self.codes, self.dim), trainable=False,
-                                       initializer="zeros", name="ema_sum")
+                                       initializer="zeros", name="ema_sum", aggregation=kept)
         self.ema_sum.assign(self.codebook.value)
         self.built = True
 
@@ -64,11 +68,13 @@ class VectorQuantizer(keras.layers.Layer):
 
     def update(self, vectors, indices, seed):
         """One EMA step towards the batch's assignments, then restart dead codes on random
-        vectors of the batch. Returns (perplexity of the batch's code use, dead codes)."""
+        vectors of the batch. Returns (perplexity of the batch's code use, dead codes).
+        On replicas, the assignments are counted over the global batch; a dead code
+        restarts on a vector of the first replica's batch."""
         flat = ops.reshape(vectors, (-1, self.dim))
         onehot = ops.one_hot(ops.reshape(indices, (-1,)), self.codes)
-        counts = ops.sum(onehot, axis=0)
-        sums = ops.matmul(ops.transpose(onehot), flat)
+        counts = replicas.total(ops.sum(onehot, axis=0))
+        sums = replicas.total(ops.matmul(ops.transpose(onehot), flat))
         d = self.decay
         ema_count = d * self.ema_count + (1.0 - d) * counts
         ema_sum = d * self.ema_sum + (1.0 - d) * sums

@@ -1,6 +1,7 @@
-"""The replicas of a tf.distribute strategy (`train --strategy mirrored`), for the parts of a
-family that run inside a training step: how many, which one, and a replica's share of the
-loss. Outside a strategy: one replica, index 0, the loss as it is."""
+"""The replicas of a tf.distribute strategy (`train --strategy mirrored|multi-worker`), for
+the parts of a family that run inside a training step: how many, which one, a replica's
+share of the loss, and a statistic summed over every replica's batch. Outside a strategy:
+one replica, index 0, the loss and the statistic as they are."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def share(loss):
     """The loss whose gradient a replica gives: Keras sums the replicas' gradients, so each
     gives 1/replicas of its batch's mean (what Keras's own training step does)."""
     return loss / count()
+
+
+def total(statistic):
+    """The sum of `statistic` over every replica's batch (an all-reduce): what one device
+    would have counted over the global batch. Statistics kept in variables (an EMA
+    codebook's counts) update from it, every replica the same."""
+    if count() == 1:
+        return statistic
+    return tf.distribute.get_replica_context().all_reduce("sum", statistic)
