@@ -135,10 +135,18 @@ def test_a_replicating_family_trains_on_two_replicas(name, sets, techno, tmp_pat
         counts = Run(run).model("last").get_layer("clock").tempo_counts
         assert float(np.sum(np.asarray(counts))) == 2 * 3 * 2 * 4
     # the run goes on on one device (the checkpoint does not depend on the strategy)
-    proc = start_cli("", "train", "continue", run, "--epochs", "1",
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.wait(300) == 0, proc.stderr.read()
+    status, _, err = cli(capsys, "train", "continue", run, "--epochs", "1")
+    assert status == 0, err
     assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3]
+    phases = FAMILIES[name].phases
+    if phases:  # a later phase on two replicas too (wave-vae's adversarial: two optimizers)
+        proc = start_cli(TWO_CPUS, "train", "continue", run, "--phase", phases[-1], "--epochs",
+                         "1", "--strategy", "mirrored",
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.wait(300) == 0, proc.stderr.read()
+        last = read_history(run)[-1]
+        assert last["phase"] == phases[-1] and int(last["replicas"]) == 2
+        assert all(np.isfinite(float(v)) for k, v in last.items() if "loss" in k and v)
 
 
 def cluster(workers: list[str], index: int) -> dict:

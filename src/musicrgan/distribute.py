@@ -23,10 +23,10 @@
 
 A family whose training step is its own replicates when that step gives each replica's
 share of the loss and distinct noise, and keeps its statistics in step across replicas
-(modules/replicas.py: latent-vae, latent-diffusion, spec-vae, vqvae; the EMA codebooks of
-vqvae and of spec-vae's vq form count the global batch); the ones whose steps keep
-statistics not yet written for replicas (lstm-gan's generator average and band statistics,
-wave-vae's adversarial phase) say `replicates = False` and are refused."""
+(modules/replicas.py: latent-vae, latent-diffusion, spec-vae, vqvae, wave-vae in both
+phases; the EMA codebooks of vqvae and of spec-vae's vq form count the global batch);
+lstm-gan, whose step keeps statistics not yet written for replicas (the generator's
+average, the tempo range), says `replicates = False` and is refused."""
 
 from __future__ import annotations
 

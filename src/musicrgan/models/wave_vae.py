@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modules import discriminators, gaussian
+from ..modules import discriminators, gaussian, replicas
 from ..modules.conv import decoder, encoder
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
@@ -176,7 +176,9 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
         return distance
 
     def _seed(self):
-        return ops.stack([ops.cast(self.optimizer.iterations, "int32"), 31])
+        # replicas draw distinct posterior samples (index 0 on one device)
+        return ops.stack([ops.cast(self.optimizer.iterations, "int32"),
+                          31 + 1000 * replicas.index()])
 
     def train_step(self, audio):
         if self.phase == "adversarial":
@@ -185,8 +187,9 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
             z, regularization, weight = self._latents(audio, True, self._seed())
             reconstruction = self._reconstruction(audio, self.decoder(z, training=True))
             loss = reconstruction + weight * self.warmup() * regularization
+            share = replicas.share(loss)
         weights = self.trained_weights()
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         return self._track(loss, reconstruction, regularization, self.warmup())
 
     def _judged(self, audio, training):
@@ -207,9 +210,10 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
                     both = self._judged(ops.concatenate(
                         [audio, ops.stop_gradient(decoded)], axis=0), True)
                     d_loss, _ = discriminators.hinge_losses(*_halves(both, batch))
+                    d_share = replicas.share(d_loss)
                 weights = self.discriminator.trainable_variables
                 self.critic_optimizer.apply_gradients(
-                    zip(d_tape.gradient(d_loss, weights), weights))
+                    zip(d_tape.gradient(d_share, weights), weights))
             real, fake = _halves(self._judged(ops.concatenate([audio, decoded], axis=0), True),
                                  batch)
             _, g_adversarial = discriminators.hinge_losses(real, fake)
@@ -217,8 +221,9 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
             reconstruction = self._reconstruction(audio, decoded)
             loss = (reconstruction + self.adversarial_weight * g_adversarial
                     + self.feature_matching * matching)
+            share = replicas.share(loss)
         weights = self.trained_weights()
-        self.optimizer.apply_gradients(zip(g_tape.gradient(loss, weights), weights))
+        self.optimizer.apply_gradients(zip(g_tape.gradient(share, weights), weights))
         return self._track(loss, reconstruction, d_loss, g_adversarial, matching)
 
     def test_step(self, audio):
@@ -247,7 +252,6 @@ def _halves(judged, batch):
 @register
 class WaveVAE(Encodes, SamplesPrior):
     name = "wave-vae"
-    replicates = False  # its own train_step: not yet written for replicas
     Config = WaveVAEConfig
     monitor = "val_reconstruction"
 
