@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OUT, save  # noqa: E402
 
+from musicrgan.distribute import local_cluster  # noqa: E402
 from musicrgan.models import FAMILIES, family_names  # noqa: E402
 from musicrgan.models.base import OnLatents  # noqa: E402
 
@@ -57,25 +57,13 @@ def windows_per_second(rows: list[dict]) -> float:
                                                                      for r in later)
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def compare(name: str, corpus: Path, folder: Path, epochs: int, steps: int) -> dict:
     common = ["--model", name, "--data", corpus, "--epochs", epochs, "--set",
               f"steps_per_epoch={steps}", "--set", "seed=1"]
     finished([musicrgan("train", "new", folder / "one", *common, "--set",
                         f"batch_size={GLOBAL_BATCH}")])
-    workers = [f"localhost:{p}" for p in free_ports(2)]
     processes = []
-    for index in (1, 0):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+    for tf_config in local_cluster(2):
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_NUM_INTRAOP_THREADS": "1"}
         processes.append(musicrgan("train", "new", folder / "two", *common, "--set",
                                    f"batch_size={GLOBAL_BATCH // 2}",

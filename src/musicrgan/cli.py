@@ -205,19 +205,6 @@ def cmd_train(args) -> int:
         if (Path(args.run) / "config.yaml").exists():
             raise UsageError(f"{args.run} already holds a run; use `musicrgan train continue "
                              f"{args.run}` or choose another folder")
-        from .distribute import check_strategy
-        from .models import get_family
-        from .models.base import ConfigError
-        try:
-            family_cls = get_family(args.model)
-        except KeyError as exc:
-            raise UsageError(exc.args[0]) from None
-        try:  # the family as configured (spec-vae replicates unless its latents are vq)
-            family = family_cls(family_cls.Config.from_dict(overrides), 16000)
-        except (ConfigError, TypeError):
-            family = None  # Run.create names what is wrong with the config
-        if family is not None:
-            check_strategy(args.strategy, family)
         run = Run.create(Path(args.run), args.model, args.data, overrides,
                          upstream=args.upstream)
     else:

@@ -21,18 +21,18 @@
   `train continue` on every worker goes on from there. A time budget (`--minutes`) is not
   taken: the workers would have to agree on the step to stop at.
 
-A family whose training step is its own replicates when that step gives each replica's
-share of the loss and distinct noise, and keeps its statistics in step across replicas
-(modules/replicas.py: latent-vae, latent-diffusion, spec-vae, vqvae, wave-vae in both
-phases; the EMA codebooks of vqvae and of spec-vae's vq form count the global batch);
-lstm-gan, whose step keeps statistics not yet written for replicas (the generator's
-average, the tempo range), says `replicates = False` and is refused."""
+Every family trains under every strategy. Keras's own training step replicates as it is; a
+family's own step gives each replica's share of the loss, seeds its noise by replica, keeps
+its statistics in step across replicas and logs what every replica agrees on
+(modules/replicas.py: the EMA codebooks count the global batch, lstm-gan's averaged
+generator follows once for all replicas, the tempo range spans every replica's batch)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -48,21 +48,10 @@ STRATEGIES = ("default", "mirrored", "multi-worker")
 WORKER_TIMEOUT = 300  # seconds a worker waits for the others at a step before giving up
 
 
-def check_strategy(name: str, family) -> None:
-    """RunError saying why strategy `name` cannot train `family` (as configured), before
-    anything is made."""
+def make_strategy(name: str):
+    """The tf.distribute strategy for `name` (None for default)."""
     if name not in STRATEGIES:
         raise RunError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-    if name == "default":
-        return None
-    if not family.replicates:
-        raise RunError(f"--strategy {name}: {family.name} trains with a training step of its "
-                       "own, not yet written for replicas; train it with --strategy default")
-
-
-def make_strategy(name: str, family):
-    """The tf.distribute strategy for `name` (None for default), after check_strategy."""
-    check_strategy(name, family)
     if name == "default":
         return None
     if name == "multi-worker":
@@ -94,6 +83,21 @@ def cluster() -> dict:
         raise RunError("TF_CONFIG names one worker: --strategy multi-worker is for two or more "
                        "(on one machine, use --strategy default or mirrored)")
     return config
+
+
+def local_cluster(count: int) -> list[dict]:
+    """The TF_CONFIG of each of `count` workers on this machine (free ports of localhost),
+    worker 0 (the chief) first: multi-worker on one machine, for a try, a test or a bench."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        workers = [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+    return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+            for i in range(count)]
 
 
 _joined = None  # the process's one MultiWorkerMirroredStrategy

@@ -494,7 +494,7 @@ class Run:
         devices (distribute.py: default, mirrored, multi-worker). The folder is locked
         meanwhile: a second process gets RunError at once. Returns the state."""
         from .distribute import is_chief, make_strategy, private_copy
-        devices = make_strategy(strategy, self.family)
+        devices = make_strategy(strategy)
         if not is_chief(devices):  # a worker of a multi-worker session that is not its chief
             with private_copy(self.path) as copy:
                 try:

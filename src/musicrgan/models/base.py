@@ -16,6 +16,8 @@ from .. import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
+from ..modules import replicas  # noqa: E402
+
 
 class ConfigError(ValueError):
     """A config key or value the family does not accept."""
@@ -103,7 +105,7 @@ class RunningMeans:
     def _track(self, *values) -> dict:
         for tracker, value in zip(self.trackers.values(), values):
             tracker.update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return replicas.agreed({name: t.result() for name, t in self.trackers.items()})
 
 
 class WithCritic:
@@ -232,10 +234,6 @@ class Family:
     # a family that trains in phases names them in order (`train continue --phase`); the
     # first is where a new run starts
     phases: tuple[str, ...] = ()
-    # True: it trains on replicas (`--strategy mirrored`): Keras's own training step, or one
-    # of its own that gives each replica's share of the loss (modules/replicas.py); False
-    # until a step of its own also keeps its statistics in step across replicas
-    replicates: bool = True
 
     def __init__(self, config: TrainConfig, rate: int):
         self.config, self.rate = config, int(rate)

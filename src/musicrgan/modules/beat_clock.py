@@ -37,9 +37,11 @@ def tempo_range_weight(layer):
 
 
 def widen_tempo_range(tempo_range, beats):
-    """Stretch `tempo_range` to hold the tempos of a batch's `beats` (batch, 2)."""
-    tempo_range.assign(ops.stack([ops.minimum(tempo_range[0], ops.min(beats[:, 0])),
-                                  ops.maximum(tempo_range[1], ops.max(beats[:, 0]))]))
+    """Stretch `tempo_range` to hold the tempos of a batch's `beats` (batch, 2) (on
+    replicas, of every replica's batch: each computes the same range)."""
+    tempos = replicas.gathered(beats[:, 0])
+    tempo_range.assign(ops.stack([ops.minimum(tempo_range[0], ops.min(tempos)),
+                                  ops.maximum(tempo_range[1], ops.max(tempos))]))
 
 
 def draw_tempos(tempo_range, n: int, seed: int, bpm: float | None = None) -> np.ndarray:

@@ -34,3 +34,32 @@ def total(statistic):
     if count() == 1:
         return statistic
     return tf.distribute.get_replica_context().all_reduce("sum", statistic)
+
+
+def gathered(values):
+    """`values` (batch, ...) of every replica's batch, one after another (an all-gather):
+    for a statistic that is not a sum, such as a minimum."""
+    if count() == 1:
+        return values
+    return tf.distribute.get_replica_context().all_gather(values, axis=0)
+
+
+def once(update) -> None:
+    """Run `update()` once for all replicas, outside the replicas (merge_call), where
+    assigning a variable sets it on every replica: for updates every replica would make
+    alike (an average of weights that are equal on every replica) to variables that a
+    replica may not assign by itself (a layer's weights, made without an aggregation)."""
+    tf.distribute.get_replica_context().merge_call(lambda strategy: update())
+
+
+def agreed(values: dict) -> dict:
+    """Scalars (a training step's logs) averaged over every replica: what each logs is the
+    same everywhere. (In a multi-worker session Keras reads a custom step's logs on each
+    worker as that worker computed them, so the chief's history would hold its own batches'
+    losses alone, and a NaN seen by one worker alone would stop it and not the others.)"""
+    if count() == 1:
+        return values
+    names = list(values)
+    mean = tf.distribute.get_replica_context().all_reduce(
+        "mean", tf.stack([tf.cast(values[n], tf.float32) for n in names]))
+    return {name: mean[i] for i, name in enumerate(names)}

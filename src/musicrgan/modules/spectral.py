@@ -22,6 +22,9 @@ class LogSpectrum(keras.layers.Layer):
     def __init__(self, frame_length: int, **kwargs):
         super().__init__(**kwargs)
         self.frame_length = frame_length
+        # no weights: built from the start (Keras builds a model symbolically before `fit`
+        # under a distribution strategy, through its call, unless every layer is built)
+        self.built = True
 
     def call(self, audio):
         frames = frame(audio, self.frame_length, self.frame_length // 2)
