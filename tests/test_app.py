@@ -1,6 +1,7 @@
 """The studio's HTTP API (`musicrgan serve`), in process through httpx: jobs that really train
 and generate, the paths and uploads a request may not use, the queue's bound, the token."""
 
+import os
 import shutil
 import sqlite3
 import time
@@ -104,6 +105,17 @@ def test_uploads_must_be_audio_and_not_too_large(home, tmp_path):
         # nothing refused is left in the uploads folder
         kept = [p for p in (home / ".studio" / "uploads").iterdir() if any(p.iterdir())]
         assert [p.name for p in kept] == [ok.json()["id"]]
+    # a server starting removes the uploads of more than a week ago, and keeps the others
+    uploads = home / ".studio" / "uploads"
+    old = uploads / ok.json()["id"]
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    with TestClient(create_app(home)) as client:
+        recent = client.post("/api/uploads", files={"file": ("new.wav", good.read_bytes())})
+        assert recent.status_code == 201
+    assert not old.exists()
+    with TestClient(create_app(home)):
+        assert (uploads / recent.json()["id"]).is_dir()
 
 
 def test_a_corpus_from_uploaded_files(tmp_path):

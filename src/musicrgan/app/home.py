@@ -13,6 +13,7 @@ import yaml
 
 # a corpus, run or file name: letters, digits, dot, dash, underscore; no leading dot (so
 # no "..", no hidden files), no slash
+UPLOAD_DAYS = 7  # an upload (a prime, a file to reconstruct) is kept this long
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif",
                   ".aiff", ".webm", ".wma"}
@@ -153,6 +154,17 @@ class Home:
         folder = self.uploads / upload
         folder.mkdir()
         return upload, folder
+
+    def forget_old_uploads(self, days: float = UPLOAD_DAYS) -> int:
+        """Remove the uploads made more than `days` ago (a server starting: no job uses
+        them); returns how many."""
+        import shutil
+        import time
+        oldest = time.time() - days * 86400
+        old = [f for f in self.uploads.iterdir() if f.is_dir() and f.stat().st_mtime < oldest]
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(old)
 
     def upload(self, upload: str) -> Path:
         """The one audio file of an upload, by its id."""

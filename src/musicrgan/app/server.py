@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from .home import AUDIO_SUFFIXES, Home, NotFound, Refused, safe_filename
+from .home import AUDIO_SUFFIXES, UPLOAD_DAYS, Home, NotFound, Refused, safe_filename
 from .jobs import Busy, Jobs, Lane, new_job_id
 
 log = logging.getLogger("musicrgan")
@@ -122,6 +122,9 @@ def create_app(home: str | Path, *, token: str | None = None, max_upload_mb: flo
     if runner.interrupted_at_start:
         log.warning(f"{runner.interrupted_at_start} jobs were cut short when the server last "
                     "stopped: marked interrupted")
+    forgotten = home.forget_old_uploads()
+    if forgotten:
+        log.info(f"removed {forgotten} uploads older than {UPLOAD_DAYS} days")
 
     def jobs() -> Jobs:
         return runner
