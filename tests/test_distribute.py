@@ -28,7 +28,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 """
 
 
-@pytest.mark.parametrize("name", ["fft-lstm", "lstm-gan"])  # Keras's step, and one of ours
+# Keras's step, and one of ours through merge_call (slow: 25 s)
+@pytest.mark.parametrize("name", ["fft-lstm", pytest.param("lstm-gan", marks=pytest.mark.slow)])
 def test_mirrored_on_one_replica_trains_as_the_default_does(name, techno, tmp_path, capsys):
     losses = {}
     for strategy in ("default", "mirrored"):
