@@ -491,7 +491,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
                    help="devices: default (one), mirrored (every GPU of this machine, a "
                         "global batch of batch_size x GPUs), multi-worker (one process per "
                         "machine, the cluster in TF_CONFIG; every worker runs the same "
-                        "command); not yet for lstm-gan")
+                        "command)")
 
     p = add("generate", cmd_generate)
     p.add_argument("run", metavar="RUN", help="run folder")

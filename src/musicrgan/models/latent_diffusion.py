@@ -110,8 +110,7 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         return ops.mean(ops.square(v - (a * eps - s * x0)))
 
     def train_step(self, cached):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
-                          41 + 1000 * replicas.index()])
+        seed = replicas.step_seed(self.optimizer, 41)
         with tf.GradientTape() as tape:
             loss = self._loss(cached, seed, True)
             share = replicas.share(loss)

@@ -147,8 +147,7 @@ class LatentVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         return reconstruction, gaussian.kl_to_standard_normal(mean, log_var)
 
     def train_step(self, cached):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
-                          37 + 1000 * replicas.index()])
+        seed = replicas.step_seed(self.optimizer, 37)
         with tf.GradientTape() as tape:
             reconstruction, kl = self._terms(cached, True, seed)
             loss = reconstruction + self.kl_weight * self.warmup() * kl

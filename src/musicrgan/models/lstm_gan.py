@@ -142,14 +142,9 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
     def metrics(self):
         return [*self.trackers.values(), self.validation_distance]
 
-    def _step_seed(self, stream: int):
-        # a training step's draws, distinct for every step and replica (two workers run the
-        # same graph: stateful random ops with the run's seed would draw the same noise)
-        return ops.stack([ops.cast(self.optimizer.iterations, "int32"),
-                          stream + 1000 * replicas.index()])
-
     def _noise(self, batch, steps):
-        return tf.random.stateless_normal((batch, steps, self.noise_dim), self._step_seed(41))
+        return tf.random.stateless_normal((batch, steps, self.noise_dim),
+                                          replicas.step_seed(self.optimizer, 41))
 
     def generate_audio(self, noise, beats=None, training=False):
         """Noise (batch, steps, noise_dim) [+ beats (batch, 2)] → (batch, samples), from the
@@ -202,8 +197,8 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
                     # real audio heard against a clock a quarter to three quarters of a beat
                     # off counts as fake (the matching-aware discriminator of Reed et al.
                     # 2016): the discriminator has to check where the beats fall
-                    shift = tf.random.stateless_uniform((batch, 1), self._step_seed(43),
-                                                        0.25, 0.75)
+                    shift = tf.random.stateless_uniform(
+                        (batch, 1), replicas.step_seed(self.optimizer, 43), 0.25, 0.75)
                     audio.append(real)
                     clocks.append(ops.concatenate([beats[:, :1], beats[:, 1:] + shift], axis=1))
                 with tf.GradientTape() as d_tape:

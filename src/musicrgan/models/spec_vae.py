@@ -184,8 +184,7 @@ class SpecVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         return reconstruction, extra, h, indices
 
     def train_step(self, audio):
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"),
-                          23 + 1000 * replicas.index()])
+        seed = replicas.step_seed(self.optimizer, 23)
         with tf.GradientTape() as tape:
             reconstruction, extra, h, indices = self._step_losses(audio, True, seed)
             weight = self.commitment if self.quantizer is not None \

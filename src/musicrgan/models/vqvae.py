@@ -102,7 +102,7 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
             share = replicas.share(loss)
         weights = self.encoder.trainable_variables + self.decoder.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
-        seed = ops.stack([ops.cast(self.optimizer.iterations, "int32"), 17])
+        seed = replicas.step_seed(self.optimizer, 17)
         perplexity, dead = self.quantizer.update(latents, indices, seed)
         return self._track(loss, reconstruction, commitment, perplexity, dead)
 

@@ -176,9 +176,7 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
         return distance
 
     def _seed(self):
-        # replicas draw distinct posterior samples (index 0 on one device)
-        return ops.stack([ops.cast(self.optimizer.iterations, "int32"),
-                          31 + 1000 * replicas.index()])
+        return replicas.step_seed(self.optimizer, 31)
 
     def train_step(self, audio):
         if self.phase == "adversarial":

@@ -21,6 +21,14 @@ def index():
     return tf.distribute.get_replica_context().replica_id_in_sync_group
 
 
+def step_seed(optimizer, stream: int):
+    """A stateless seed for a training step's draws: distinct for every step (the
+    optimizer's iterations), every stream of draws within it, and every replica (so that
+    replicas, and workers running the same graph, do not draw the same noise); on one
+    device, (iterations, stream)."""
+    return tf.stack([tf.cast(optimizer.iterations, tf.int32), stream + 1000 * index()])
+
+
 def share(loss):
     """The loss whose gradient a replica gives: Keras sums the replicas' gradients, so each
     gives 1/replicas of its batch's mean (what Keras's own training step does)."""
