@@ -128,11 +128,33 @@ class LogMel(keras.layers.Layer):
                 "hop": self.hop, "mels": self.mels}
 
 
-def griffin_lim(log_mel: LogMel, frames, iterations: int, seed: int = 0):
-    """Log-mel frames as `log_mel` makes them → (batch, frames * hop) audio: magnitudes
-    through the filterbank's pseudo-inverse (clipped at zero), phases by Griffin-Lim
-    (Griffin & Lim 1984) from a seeded random start, all rows at once."""
-    magnitude = ops.maximum(ops.matmul(ops.exp(frames) - 1e-5, log_mel.pseudo_inverse), 0.0)
+def mel_to_magnitudes(log_mel: LogMel, frames, iterations: int = 50):
+    """Log-mel frames → (batch, frames, bins) linear magnitudes: the non-negative spectrum
+    whose mel projection is nearest the frames' (least squares), by multiplicative updates
+    (Lee & Seung 2001; librosa's `mel_to_stft` solves the same problem with L-BFGS-B, one
+    frame block at a time) from the pseudo-inverse's solution. Better than the clipped
+    pseudo-inverse alone: that one rings negative between the triangles' centres, and the
+    clipping leaves holes and spikes in the spectrum Griffin-Lim then has to match."""
+    mel = ops.maximum(ops.exp(frames) - 1e-5, 0.0)
+    target = ops.matmul(mel, ops.transpose(log_mel.bank))             # B^T m
+    # a multiplicative update keeps a zero at zero: start every bin above it
+    magnitude = ops.maximum(ops.matmul(mel, log_mel.pseudo_inverse), 1e-6)
+    for _ in range(iterations):
+        # B^T B x through the mels (bins x mels x 2 products, not bins x bins)
+        fitted = ops.matmul(ops.matmul(magnitude, log_mel.bank), ops.transpose(log_mel.bank))
+        magnitude = magnitude * target / (fitted + 1e-10)
+    return magnitude
+
+
+def griffin_lim(log_mel: LogMel, frames, iterations: int, seed: int = 0,
+                momentum: float = 0.99, magnitude=None):
+    """Log-mel frames as `log_mel` makes them → (batch, frames * hop) audio: magnitudes by
+    `mel_to_magnitudes`, phases by the fast Griffin-Lim algorithm (Perraudin, Balazs &
+    Søndergaard 2013: each iteration's consistent spectrum pushed on by `momentum` times its
+    change; 0 is Griffin & Lim's 1984 original) from a seeded random start, all rows at
+    once. `magnitude` replaces mel_to_magnitudes's (bench/bench_inversion.py's baseline)."""
+    if magnitude is None:
+        magnitude = mel_to_magnitudes(log_mel, frames)
     angle = 2 * np.pi * np.random.default_rng(seed).random(tuple(magnitude.shape))
     real, imag = magnitude * np.cos(angle), magnitude * np.sin(angle)
     n_fft, hop, pad = log_mel.n_fft, log_mel.hop, log_mel.pad
@@ -142,8 +164,11 @@ def griffin_lim(log_mel: LogMel, frames, iterations: int, seed: int = 0):
         audio = ops.istft((real, imag), n_fft, hop, n_fft, window="hann", center=False)
         return audio[:, pad:pad + samples]
 
+    previous = real, imag
     for _ in range(iterations):
         real, imag = log_mel.spectrum(to_audio(real, imag))
         scale = magnitude / ops.sqrt(real * real + imag * imag + 1e-12)
-        real, imag = real * scale, imag * scale
-    return to_audio(real, imag)
+        projected = real * scale, imag * scale
+        real, imag = (p + momentum * (p - q) for p, q in zip(projected, previous))
+        previous = projected
+    return to_audio(*previous)
