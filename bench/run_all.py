@@ -75,6 +75,12 @@ BENCHES = [
      "(DDIM from noise, decoding), x real time. Baseline, same process: latent-vae "
      "generation (diffusion_over_latent_vae). Targets (issue 11): decoding at least 30x, "
      "whole generation at least 10x, latent diffusion at least 2x."),
+    ("pqmf", "bench_pqmf.py",
+     "wave-vae's multi-band front end (a PQMF filter bank, bands 16, strides [2, 2, 2]) "
+     "against the default on the samples (strides [4, 4, 4, 2]), both 128x, untrained, same "
+     "process: parameters, seconds per training step through `fit` (batch 8 of 16384 "
+     "samples), encoding and decoding 10 s at batch 1 (x real time), and ratios over the "
+     "default. What each reconstructs after 3 training minutes: docs/hierarchical.md."),
     ("distribute", "bench_distribute.py",
      "Two local CPU workers (`train --strategy multi-worker`, batch 8 each, one intra-op "
      "thread each) against one process (`--strategy default`, batch 16) on the same global "

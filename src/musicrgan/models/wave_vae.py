@@ -2,7 +2,9 @@
 model): a fully convolutional raw-audio VAE. The encoder of modules/conv (dilated residual
 units, strided convolutions) compresses time by the product of `strides` (128x by default:
 125 latent steps a second at 16 kHz) into a smooth trajectory of `latent_dim` channels; the
-mirrored decoder turns a trajectory back into audio.
+mirrored decoder turns a trajectory back into audio. With `bands` above 1 both work on a
+PQMF filter bank's sub-bands (RAVE's multi-band front end; modules/pqmf), compressing by
+bands times the strides' product.
 
 What holds the latents to the prior N(0, I), by `regularizer`:
 - `kl`: a VAE. The encoder gives a Gaussian per step; the KL divergence to N(0, I) is
@@ -59,6 +61,9 @@ class WaveVAEConfig(TrainConfig):
     window: int = 16384          # samples per training window (about 1 s at 16 kHz)
     channels: int = 32           # of the first convolutions; doubling per downsampling, to 256
     strides: list = field(default_factory=lambda: [4, 4, 4, 2])   # compression: their product
+    # 1: the networks hear the samples; more: a PQMF filter bank's sub-bands, as RAVE's
+    # (compression: bands x the strides' product; e.g. bands 16 with strides [2, 2, 2])
+    bands: int = 1
     latent_dim: int = 16
     regularizer: str = "kl"      # or "mmd": a Wasserstein autoencoder
     kl_weight: float = 0.1       # kl: weight of the KL term after warm-up (RAVE's beta)
@@ -86,11 +91,12 @@ class WaveVAEConfig(TrainConfig):
             raise ConfigError(f"kernel must be imq or rbf, got {self.kernel!r}")
         check_whole_numbers("strides", self.strides)
         check_whole_numbers("spectral_scales", self.spectral_scales)
-        if min(self.channels, self.latent_dim, self.warmup_steps) < 1:
-            raise ConfigError("channels, latent_dim and warmup_steps must be >= 1")
-        if self.window < math.prod(self.strides):
+        if min(self.channels, self.latent_dim, self.warmup_steps, self.bands) < 1:
+            raise ConfigError("channels, latent_dim, warmup_steps and bands must be >= 1")
+        hop = self.bands * math.prod(self.strides)
+        if self.window < hop:
             raise ConfigError(f"window ({self.window}) must be at least one latent step "
-                              f"({math.prod(self.strides)} samples)")
+                              f"({hop} samples)")
         if self.discriminator not in discriminators.KINDS:
             raise ConfigError(f"discriminator must be multiscale or multiperiod, got "
                               f"{self.discriminator!r}")
@@ -255,7 +261,7 @@ class WaveVAE(Encodes, SamplesPrior):
 
     def latent_hop(self):
         """Samples per latent step."""
-        return math.prod(self.config.strides)
+        return self.config.bands * math.prod(self.config.strides)
 
     def window(self):
         return self.config.window // self.latent_hop() * self.latent_hop()
@@ -268,8 +274,8 @@ class WaveVAE(Encodes, SamplesPrior):
     def build(self):
         c = self.config
         outputs = 2 * c.latent_dim if c.regularizer == "kl" else c.latent_dim
-        return self._assemble(encoder(c.channels, c.strides, outputs),
-                              decoder(c.channels, c.strides, c.latent_dim))
+        return self._assemble(encoder(c.channels, c.strides, outputs, bands=c.bands),
+                              decoder(c.channels, c.strides, c.latent_dim, bands=c.bands))
 
     def _assemble(self, encoder_net, decoder_net, phase="autoencoder"):
         c = self.config

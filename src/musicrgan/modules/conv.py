@@ -1,11 +1,14 @@
 """Fully convolutional raw-audio encoder and decoder stacks with dilated residual units (as
 in Jukebox's and MelGAN's): the encoder downsamples by the product of its strides, the
 decoder mirrors it with transposed convolutions. What vqvae and wave-vae are built from, and
-latent-vae over a trajectory's channels."""
+latent-vae over a trajectory's channels. With `bands` above 1 the networks work on a PQMF
+filter bank's sub-bands (modules/pqmf) instead of the samples, as RAVE's: every layer runs
+at 1/bands of the sample rate, and the downsampling is bands times the strides'."""
 
 from __future__ import annotations
 
 from .. import import_tensorflow
+from .pqmf import PQMFAnalysis, PQMFSynthesis
 
 import_tensorflow()
 import keras  # noqa: E402
@@ -26,13 +29,15 @@ def _widths(channels: int, strides: list[int], cap: int) -> list[int]:
 
 
 def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
-            cap: int = 256, name: str = "encoder", inputs: int | None = None) -> keras.Model:
-    """(batch, samples) audio → (batch, samples / prod(strides), latent_dim); with `inputs`,
-    a sequence of that many channels (a latent trajectory) instead of audio."""
+            cap: int = 256, name: str = "encoder", inputs: int | None = None,
+            bands: int = 1) -> keras.Model:
+    """(batch, samples) audio → (batch, samples / (bands * prod(strides)), latent_dim); with
+    `inputs`, a sequence of that many channels (a latent trajectory) instead of audio."""
     widths = _widths(channels, strides, cap)
     if inputs is None:
         given = keras.Input((None,), name="audio")
-        h = layers.Reshape((-1, 1))(given)
+        h = (PQMFAnalysis(bands, name="pqmf_analysis")(given) if bands > 1
+             else layers.Reshape((-1, 1))(given))
     else:
         given = h = keras.Input((None, inputs), name="trajectory")
     h = layers.Conv1D(widths[0], 7, padding="same", name="enc_in")(h)
@@ -48,9 +53,11 @@ def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
 
 
 def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
-            cap: int = 256, name: str = "decoder", outputs: int | None = None) -> keras.Model:
-    """(batch, steps, latent_dim) → (batch, steps * prod(strides)) audio in [-1, 1]; with
-    `outputs`, a sequence of that many unbounded channels instead."""
+            cap: int = 256, name: str = "decoder", outputs: int | None = None,
+            bands: int = 1) -> keras.Model:
+    """(batch, steps, latent_dim) → (batch, steps * bands * prod(strides)) audio (in [-1, 1]
+    for one band; each band's in [-1, 1] for several); with `outputs`, a sequence of that
+    many unbounded channels instead."""
     widths = _widths(channels, strides, cap)
     latents = keras.Input((None, latent_dim), name="latents")
     h = layers.Conv1D(widths[-1], 7, padding="same", name="dec_in")(latents)
@@ -64,6 +71,7 @@ def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
     if outputs is not None:
         return keras.Model(latents, layers.Conv1D(outputs, 7, padding="same", name="dec_out")(h),
                            name=name)
-    h = layers.Conv1D(1, 7, padding="same", activation="tanh", name="dec_out")(h)
-    audio = layers.Reshape((-1,))(h)
+    h = layers.Conv1D(bands, 7, padding="same", activation="tanh", name="dec_out")(h)
+    audio = (PQMFSynthesis(bands, name="pqmf_synthesis")(h) if bands > 1
+             else layers.Reshape((-1,))(h))
     return keras.Model(latents, audio, name=name)
