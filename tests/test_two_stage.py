@@ -44,7 +44,9 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     assert recorded["data"] == str(techno.resolve())  # the upstream's corpus by default
     upstream = recorded["upstream"]
     assert upstream["run"] == str(vqvae.resolve()) and upstream["checkpoint"] == "best.keras"
-    cache = vqvae / "latents" / upstream["fingerprint"]
+    from musicrgan.latents import cache_folder
+    cache = cache_folder(Run(vqvae), upstream["fingerprint"], str(techno))
+    assert cache.parent == vqvae / "latents"
     assert (cache / "complete.json").is_file()
     name = sorted(os.listdir(cache / "train"))[0]
     codes = np.load(cache / "train" / name)
@@ -271,3 +273,37 @@ def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
     assert not np.array_equal(songs[0], songs[1])  # seeds differ
     np.testing.assert_array_equal(songs[2], songs[3])  # greedy: the seed does not matter
 
+
+
+def test_long_songs_are_decoded_and_encoded_in_pieces_without_seams(vqvae, techno, tmp_path,
+                                                                     monkeypatch):
+    """Memory flat in a song's length, and no seam where the pieces meet: decoding (as
+    code-prior's songs are) and the latent cache's encoding, piece by piece with margins,
+    give what the whole gives. And a second corpus on the same checkpoint, with the same
+    file names, gets a cache of its own."""
+    from musicrgan import latents
+    from musicrgan.corpus.synth import synth_corpus
+    run = Run(vqvae)
+    family, model = run.family, run.model("best")
+    codes = np.random.default_rng(0).integers(0, 16, (2, 300)).astype(np.int32)
+    whole = family.decode(model, codes)
+    np.testing.assert_allclose(family.decode_in_pieces(model, codes, steps=64), whole,
+                               atol=1e-5)
+    # the pieces cut without margins: their ends hear silence, and each join is a seam
+    cut = np.concatenate([family.decode(model, codes[:, i:i + 64]) for i in range(0, 300, 64)],
+                         axis=1)
+    assert np.abs(cut - whole).max() > 1e-3
+
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, loops=2, seconds=4, rate=8000, seed=1, test_fraction=0.5)
+    monkeypatch.setattr(latents, "CHUNK_SECONDS", 0.15)  # 1200 samples: 75 codes a piece
+    fingerprint = latents.fingerprint(vqvae / "best.keras")
+    first = latents.build_cache(run, str(techno), fingerprint)
+    cache = latents.build_cache(run, str(corpus), fingerprint)
+    name = sorted(os.listdir(corpus / "train"))[0]
+    assert cache != first and (first / "train" / f"{name}.npy").is_file()  # the same name
+    cached = np.load(cache / "train" / f"{name}.npy")
+    audio, _ = sf.read(corpus / "train" / name, dtype="float32")
+    expected = family.encode(model, audio[None])[0]
+    assert cached.shape == expected.shape == (-(-audio.size // 16),)
+    assert np.mean(cached == expected) > 0.999  # (a tie between two codes may round apart)

@@ -1,13 +1,15 @@
 """The latent cache: a corpus encoded once by an upstream run's checkpoint, for the second
 stages trained on it (`train new RUN --upstream UPSTREAM`).
 
-    UPSTREAM/latents/<checkpoint fingerprint>/
+    UPSTREAM/latents/<checkpoint fingerprint>-<corpus key>/
         train/<file>.npy, test/<file>.npy   the codes (or continuous latents, or posterior
                                             means and log variances) of each corpus file
         complete.json                       the corpus it encodes, written last
 
 The fingerprint is a hash of the checkpoint file: another checkpoint (the upstream trained
-on) gets a cache of its own, and runs on the same checkpoint share one. Files are encoded
+on) gets a cache of its own, and runs on the same checkpoint and corpus share one. The
+corpus key is a hash of the corpus folder's path: two corpora whose files have the same
+names (every synthesized corpus has loop_000.wav) never share files. Files are encoded
 a chunk at a time and each is written atomically, so memory stays flat in file and corpus
 size, and a killed encoding resumes where it stopped. Training reads windows of codes from
 memory-mapped files, so memory stays flat in corpus size there too.
@@ -27,9 +29,10 @@ from .audio import atomic_write_text, temporary_file
 from .beats import corpus_grids, grid_at
 from .data import CorpusError, batched, corpus_files, files_of_shard, generated, read_window
 from .locks import folder_lock
+from .models.base import pieces
 
 CACHE, COMPLETE = "latents", "complete.json"
-CHUNK_SECONDS = 30  # audio encoded at once: memory flat in the length of a file
+CHUNK_SECONDS = 30  # audio encoded at once (and its margins): memory flat in a file's length
 log = logging.getLogger("musicrgan")
 
 
@@ -41,8 +44,9 @@ def fingerprint(checkpoint: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_folder(upstream, checkpoint_fingerprint: str) -> Path:
-    return upstream.path / CACHE / checkpoint_fingerprint
+def cache_folder(upstream, checkpoint_fingerprint: str, data: str) -> Path:
+    corpus = hashlib.sha256(str(Path(data).resolve()).encode()).hexdigest()[:8]
+    return upstream.path / CACHE / f"{checkpoint_fingerprint}-{corpus}"
 
 
 def _corpus_listing(data: str) -> dict:
@@ -53,7 +57,7 @@ def _corpus_listing(data: str) -> dict:
 def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None) -> Path:
     """The cache of `data` encoded by the upstream run's best checkpoint (whose fingerprint
     the caller has checked), built now where it is missing or incomplete."""
-    folder = cache_folder(upstream, checkpoint_fingerprint)
+    folder = cache_folder(upstream, checkpoint_fingerprint, data)
     listing = {"data": str(data), "files": _corpus_listing(data)}
     complete = folder / COMPLETE
     if complete.is_file():
@@ -77,9 +81,13 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
                      f"{folder} (once for this checkpoint)")
         for done, (split, name, frames) in enumerate(todo, 1):
             source = str(Path(data) / split / name)
-            codes = [family.cache_latents(model, read_window(
-                source, start, min(chunk, frames - start))[None])[0]
-                for start in range(0, frames, chunk)]
+            # each piece encoded with its neighbours' samples around it, so that the
+            # latents at its ends are those of the whole file
+            codes = []
+            for start, end, first, last in pieces(-(-frames // hop), chunk // hop):
+                context = family.cache_latents(model, read_window(
+                    source, first * hop, min(frames, last * hop) - first * hop)[None])[0]
+                codes.append(context[start - first:end - first])
             target = folder / split / f"{name}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = temporary_file(target, target.name)

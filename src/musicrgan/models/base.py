@@ -371,6 +371,27 @@ class OnLatents(Family):
         return None
 
 
+# latent steps of context on each side of a piece decoded or encoded on its own: more than
+# the receptive field of the convolutional stacks (modules/conv: about 8 latent steps at
+# their default strides), so that pieces agree where they overlap
+PIECE_MARGIN = 32
+DECODE_STEPS = 8192  # latent steps decoded at once: memory flat in a song's length
+
+
+def pieces(total: int, size: int, margin: int = PIECE_MARGIN):
+    """[start, end) of each piece when `total` steps are cut into pieces of `size` (at
+    least 2 x margin; a last piece shorter than that joins the one before), with the
+    [start, end) of the context each is computed over: 2 x margin more on each side, within
+    the whole."""
+    size = max(size, 2 * margin)
+    starts = list(range(0, total, size))
+    if len(starts) > 1 and total - starts[-1] < 2 * margin:
+        starts.pop()
+    ends = starts[1:] + [total]
+    return [(s, e, max(0, s - 2 * margin), min(total, e + 2 * margin))
+            for s, e in zip(starts, ends)]
+
+
 class Encodes(Family):
     """Audio to latents and back: what reconstruction, a latent cache for a second stage,
     and interpolation stand on."""
@@ -411,6 +432,35 @@ class Encodes(Family):
         audio = np.asarray(audio, np.float32)
         pad = -audio.shape[1] % self.latent_hop()
         return np.pad(audio, ((0, 0), (0, pad))) if pad else audio
+
+    def decode_in_pieces(self, model: keras.Model, latents: np.ndarray,
+                         steps: int = DECODE_STEPS, margin: int = PIECE_MARGIN) -> np.ndarray:
+        """`decode` at most `steps` + 4 x margin latent steps at a time (memory flat in the
+        length), without seams: each piece is decoded with 2 x margin steps of its
+        neighbours' on each side, and neighbours are crossfaded over the 2 x margin steps
+        around their join. A convolutional decoder's receptive field is under the margin,
+        so there the pieces are what decoding the whole gives, and the crossfade changes
+        nothing; Griffin-Lim's phases, drawn anew for each piece, are faded, not cut."""
+        latents = np.asarray(latents)
+        total, hop = latents.shape[1], self.latent_hop()
+        cuts = pieces(total, steps, margin)
+        if len(cuts) == 1:
+            return self.decode(model, latents)
+        fade = (np.arange(2 * margin * hop) + 0.5) / (2 * margin * hop)
+        audio = None
+        for start, end, first, last in cuts:
+            piece = self.decode(model, latents[:, first:last])
+            if audio is None:
+                audio = np.zeros((latents.shape[0], total * hop), piece.dtype)
+            low, high = max(0, start - margin), min(total, end + margin)
+            weight = np.ones((high - low) * hop, np.float32)
+            if start > 0:
+                weight[:fade.size] = fade
+            if end < total:
+                weight[-fade.size:] = fade[::-1]
+            audio[:, low * hop:high * hop] += (
+                piece[:, (low - first) * hop:(high - first) * hop] * weight)
+        return audio
 
     def reconstruct(self, model: keras.Model, audio: np.ndarray) -> np.ndarray:
         return self.decode(model, self.encode(model, audio))[:, :audio.shape[1]]

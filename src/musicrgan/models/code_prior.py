@@ -35,7 +35,6 @@ from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig, 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-DECODE_STEPS = 8192  # codes decoded at once: memory flat in the song's length
 
 
 @dataclass
@@ -227,9 +226,7 @@ class CodePrior(OnLatents, ContinuesAudio):
         return self._decode(np.concatenate(made, axis=1)[:, :needed], samples)
 
     def _decode(self, codes, samples):
-        up = self.upstream_family
-        audio = np.concatenate([up.decode(self.upstream_model, codes[:, i:i + DECODE_STEPS])
-                                for i in range(0, codes.shape[1], DECODE_STEPS)], axis=1)
+        audio = self.upstream_family.decode_in_pieces(self.upstream_model, codes)
         return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
 
     def exports(self, model):

@@ -181,7 +181,7 @@ class LatentDiffusion(OnLatents, Generates):
                               tf.TensorSpec((None,), tf.float32))
         trajectory = ddim(lambda x, t: np.asarray(denoise(x, t)), noise,
                           int(request.controls.get("denoise_steps", self.config.denoise_steps)))
-        audio = up.decode(self.upstream_model, trajectory)
+        audio = up.decode_in_pieces(self.upstream_model, trajectory)
         if progress:
             progress(samples)
         return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)

@@ -225,7 +225,7 @@ class LatentVAE(OnLatents, Encodes, SamplesPrior):
         """(batch, steps, latent_dim) high-level latents → audio through the upstream."""
         trajectory = self.traced(model, "decode", model.trajectory, tf.TensorSpec(
             (None, None, self.config.latent_dim), tf.float32))
-        return self.upstream_family.decode(self.upstream_model, np.asarray(
+        return self.upstream_family.decode_in_pieces(self.upstream_model, np.asarray(
             trajectory(np.asarray(latents, np.float32))))
 
     def exports(self, model):
