@@ -75,15 +75,21 @@ def test_a_weighted_regularizer_pulls_the_latents_toward_the_prior(regularizer):
     assert measured[5.0] < measured[1e-6] / 3, measured
 
 
+def train_tiny(capsys, folder, techno, *settings):
+    """A tiny wave-vae with these `key=value` settings, 2 epochs of 6 steps through the CLI:
+    its history."""
+    status, _, err = cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data",
+                         techno, "--config", tiny_config("wave-vae"), "--epochs", "2",
+                         "--set", "steps_per_epoch=6", "--set", "seed=1",
+                         *[arg for setting in settings for arg in ("--set", setting)])
+    assert status == 0, err
+    return read_history(folder)
+
+
 @pytest.mark.slow  # 20 s: the contract test trains the KL form through the CLI already
 def test_the_wasserstein_form_trains_through_the_command_line(techno, tmp_path, capsys):
     folder = tmp_path / "wae"
-    status, _, err = cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data",
-                         techno, "--config", tiny_config("wave-vae"), "--epochs", "2",
-                         "--set", "regularizer=mmd", "--set", "kernel=rbf",
-                         "--set", "steps_per_epoch=6", "--set", "seed=1")
-    assert status == 0, err
-    history = read_history(folder)
+    history = train_tiny(capsys, folder, techno, "regularizer=mmd", "kernel=rbf")
     assert {"mmd", "warmup", "reconstruction", "val_reconstruction"} <= set(history[0])
     assert "kl" not in history[0]
     # warm-up over 4 steps: the first epoch's mean factor is below the second's (1.0)
@@ -120,12 +126,7 @@ def test_the_filter_bank_splits_audio_into_bands_and_puts_it_back(bands):
 @pytest.mark.slow  # 14 s: an option, not the default (the filter bank's test above is fast)
 def test_a_multi_band_wave_vae_trains_reloads_and_exports(techno, tmp_path, capsys):
     folder = tmp_path / "bands"
-    status, _, err = cli(capsys, "train", "new", folder, "--model", "wave-vae", "--data",
-                         techno, "--config", tiny_config("wave-vae"), "--epochs", "2",
-                         "--set", "bands=4", "--set", "strides=[2, 2]",
-                         "--set", "steps_per_epoch=6", "--set", "seed=1")
-    assert status == 0, err
-    history = read_history(folder)
+    history = train_tiny(capsys, folder, techno, "bands=4", "strides=[2, 2]")
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
