@@ -275,6 +275,7 @@ def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
 
 
 
+@pytest.mark.slow  # 15 s: two caches and long decodes
 def test_long_songs_are_decoded_and_encoded_in_pieces_without_seams(vqvae, techno, tmp_path,
                                                                      monkeypatch):
     """Memory flat in a song's length, and no seam where the pieces meet: decoding (as

@@ -130,7 +130,10 @@ def onset_times(x: np.ndarray, rate: int = METRIC_RATE, hop: int = HOP // 2) -> 
     if env.size < 3 or env.max() <= 0:
         return np.zeros(0)
     frame_rate = rate / hop
-    median = signal.medfilt(env, kernel_size=2 * int(0.25 * frame_rate) + 1)
+    # half a second of median, or all of a shorter clip (an odd count; scipy pads the rest
+    # with zeros anyway, and warns)
+    kernel = min(2 * int(0.25 * frame_rate) + 1, env.size - (1 - env.size % 2))
+    median = signal.medfilt(env, kernel_size=kernel)
     # a rise must stand out from the local median by 10 % of the largest one and by at
     # least ONSET_DB: stationary noise flickers by ~1 dB per band, a hit rises by tens of dB
     threshold = median + max(0.1 * env.max(), ONSET_DB)
