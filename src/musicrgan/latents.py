@@ -78,7 +78,7 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
             leftover.unlink(missing_ok=True)
         if todo:
             log.info(f"encoding {len(todo)} corpus files with {upstream.path} into "
-                     f"{folder} (once for this checkpoint)")
+                     f"{folder} (once for this checkpoint and corpus)")
         for done, (split, name, frames) in enumerate(todo, 1):
             source = str(Path(data) / split / name)
             # each piece encoded with its neighbours' samples around it, so that the
