@@ -36,7 +36,6 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 
-
 @dataclass
 class CodePriorConfig(TrainConfig):
     architecture: str = "transformer"   # or "lstm"

@@ -32,7 +32,7 @@ from keras import ops  # noqa: E402
 @dataclass
 class VQVAEConfig(TrainConfig):
     window: int = 16384          # samples per training window (about 1 s at 16 kHz)
-    channels: int = 16           # of the first convolutions; doubling per downsampling, to 256
+    channels: int = 16           # of the first convolutions; doubling per downsampling (cap 256)
     strides: list = field(default_factory=lambda: [4, 4, 4])   # downsampling: their product
     latent_dim: int = 64
     codes: int = 512
