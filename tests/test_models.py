@@ -8,6 +8,7 @@ from conftest import tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models import family_names, get_family
 from musicrgan.models.base import ConfigError, GenerationRequest
+from musicrgan.modules.features import remove_drift
 from musicrgan.runs import Run
 
 tf = import_tensorflow()
@@ -117,3 +118,30 @@ def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
         # measured on a 3-minute run: 0.70-0.80 on the grid, 0.01-0.26 off it
         assert np.mean(on) > 0.5 and np.mean(on) > 2.5 * np.mean(off), (bpm, on, off)
         assert np.mean(strength) > 0.25, (bpm, strength)
+
+
+def test_the_drift_filter_removes_dc_and_drift_and_keeps_a_kicks_fundamental():
+    t = np.arange(32000) / 16000
+    kick = 0.5 * np.sin(2 * np.pi * 50 * t)
+    drift = 0.2 * np.sin(2 * np.pi * 2 * t)
+    filtered = np.asarray(remove_drift((0.3 + drift + kick)[None].astype("float32"), 512))[0]
+    inner = slice(2000, -2000)
+    assert abs(filtered[inner].mean()) < 1e-3
+    # what is left is the kick, 0.4 dB down, and almost none of the DC and 2 Hz drift
+    left = filtered[inner] - kick[inner] * 10 ** (-0.4 / 20)
+    assert np.sqrt(np.mean(left ** 2)) < 0.02 * np.sqrt(np.mean(kick[inner] ** 2))
+
+
+@pytest.mark.parametrize("name", ["vqvae", "wave-vae"])
+def test_an_autoencoders_audio_has_no_dc_however_its_last_layer_is_biased(name):
+    family = get_family(name)
+    means = {}
+    for drift_filter in (0, 512):
+        config = family.Config.from_dict({"channels": 4, "drift_filter": drift_filter})
+        decoder = family(config, 16000).build().decoder
+        last = decoder.get_layer("dec_out")
+        weights, bias = last.get_weights()
+        last.set_weights([weights, bias + 0.5])  # as 5 minutes of spectral losses left one
+        latents = np.random.default_rng(0).normal(size=(1, 64, decoder.input_shape[-1]))
+        means[drift_filter] = float(np.asarray(decoder(latents.astype("float32"))).mean())
+    assert means[0] > 0.3 and abs(means[512]) < 0.01, means

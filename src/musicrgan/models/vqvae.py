@@ -40,6 +40,9 @@ class VQVAEConfig(TrainConfig):
     decay: float = 0.99          # of the codebook's moving averages
     waveform_weight: float = 1.0
     spectral_weight: float = 1.0
+    # the decoder's audio less its DC and sub-audio drift (0: none); without it the decoder
+    # learned a DC offset of 0.27 in 5 minutes (docs/compare.md, "DC")
+    drift_filter: int = 512
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     batch_size: int = 8
@@ -54,6 +57,8 @@ class VQVAEConfig(TrainConfig):
         if self.window < math.prod(self.strides):
             raise ConfigError(f"window ({self.window}) must be at least the downsampling "
                               f"({math.prod(self.strides)})")
+        if self.drift_filter < 0:
+            raise ConfigError(f"drift_filter must be >= 0, got {self.drift_filter}")
         if not 0 < self.decay < 1:
             raise ConfigError(f"decay must be between 0 and 1, got {self.decay}")
 
@@ -138,9 +143,10 @@ class VQVAE(Encodes):
     def build(self):
         c = self.config
         model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
-                           decoder(c.channels, c.strides, c.latent_dim), c.codes, c.latent_dim,
-                           c.commitment, c.decay, c.waveform_weight, c.spectral_weight,
-                           c.spectral_scales, name="vqvae")
+                           decoder(c.channels, c.strides, c.latent_dim,
+                                   drift_filter=c.drift_filter),
+                           c.codes, c.latent_dim, c.commitment, c.decay, c.waveform_weight,
+                           c.spectral_weight, c.spectral_scales, name="vqvae")
         model.build()
         self.compile(model)
         return model

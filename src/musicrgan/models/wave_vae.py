@@ -74,6 +74,10 @@ class WaveVAEConfig(TrainConfig):
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     waveform_weight: float = 0.0
+    # the decoder's audio less its DC and sub-audio drift (modules.features.RemoveDrift over
+    # this many samples; 0: none): trained on spectral distances alone, decoders learned DC
+    # offsets up to 0.59, 97 % of their clips' power (docs/compare.md, "DC")
+    drift_filter: int = 512
     # the adversarial phase
     discriminator: str = "multiscale"   # or "multiperiod"
     discriminator_channels: int = 16
@@ -93,6 +97,8 @@ class WaveVAEConfig(TrainConfig):
         check_whole_numbers("spectral_scales", self.spectral_scales)
         if min(self.channels, self.latent_dim, self.warmup_steps, self.bands) < 1:
             raise ConfigError("channels, latent_dim, warmup_steps and bands must be >= 1")
+        if self.drift_filter < 0:
+            raise ConfigError(f"drift_filter must be >= 0, got {self.drift_filter}")
         hop = self.bands * math.prod(self.strides)
         if self.window < hop:
             raise ConfigError(f"window ({self.window}) must be at least one latent step "
@@ -275,7 +281,8 @@ class WaveVAE(Encodes, SamplesPrior):
         c = self.config
         outputs = 2 * c.latent_dim if c.regularizer == "kl" else c.latent_dim
         return self._assemble(encoder(c.channels, c.strides, outputs, bands=c.bands),
-                              decoder(c.channels, c.strides, c.latent_dim, bands=c.bands))
+                              decoder(c.channels, c.strides, c.latent_dim, bands=c.bands,
+                                      drift_filter=c.drift_filter))
 
     def _assemble(self, encoder_net, decoder_net, phase="autoencoder"):
         c = self.config

@@ -8,6 +8,7 @@ at 1/bands of the sample rate, and the downsampling is bands times the strides'.
 from __future__ import annotations
 
 from .. import import_tensorflow
+from .features import RemoveDrift
 from .pqmf import PQMFAnalysis, PQMFSynthesis
 
 import_tensorflow()
@@ -54,10 +55,11 @@ def encoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
 
 def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3, 9),
             cap: int = 256, name: str = "decoder", outputs: int | None = None,
-            bands: int = 1) -> keras.Model:
+            bands: int = 1, drift_filter: int = 0) -> keras.Model:
     """(batch, steps, latent_dim) → (batch, steps * bands * prod(strides)) audio (in [-1, 1]
-    for one band; each band's in [-1, 1] for several); with `outputs`, a sequence of that
-    many unbounded channels instead."""
+    for one band; each band's in [-1, 1] for several), with `drift_filter`, less its DC and
+    sub-audio drift (features.remove_drift over that many samples); with `outputs`, a
+    sequence of that many unbounded channels instead."""
     widths = _widths(channels, strides, cap)
     latents = keras.Input((None, latent_dim), name="latents")
     h = layers.Conv1D(widths[-1], 7, padding="same", name="dec_in")(latents)
@@ -74,4 +76,6 @@ def decoder(channels: int, strides: list[int], latent_dim: int, dilations=(1, 3,
     h = layers.Conv1D(bands, 7, padding="same", activation="tanh", name="dec_out")(h)
     audio = (PQMFSynthesis(bands, name="pqmf_synthesis")(h) if bands > 1
              else layers.Reshape((-1,))(h))
+    if drift_filter:
+        audio = RemoveDrift(drift_filter, name="remove_drift")(audio)
     return keras.Model(latents, audio, name=name)

@@ -1,5 +1,6 @@
 """Features shared by the model families, in keras.ops so they run inside tf.data maps,
-models and compiled generation loops alike: mu-law companding and FFT blocks."""
+models and compiled generation loops alike: mu-law companding, FFT blocks, and the drift
+filter that keeps a decoder's audio free of DC."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from .. import import_tensorflow
 
 tf = import_tensorflow()
+import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 
@@ -82,3 +84,23 @@ def remove_drift(audio, width: int):
     smooth = average(average(x) / (2 * half + 1)) / (2 * half + 1)
     # near the ends the windows hold fewer samples: divide by the share that is there
     return x - smooth / count
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class RemoveDrift(keras.layers.Layer):
+    """`remove_drift` as a decoder's last layer, so training sees the filtered audio: a
+    decoder trained on log-spectral distances finds a DC offset a cheap way to put energy
+    in the lowest bins, which a loss on the filtered output cannot reward."""
+
+    def __init__(self, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+
+    def call(self, audio):
+        return remove_drift(audio, self.width)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
