@@ -287,7 +287,7 @@ def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno,
     finally:
         FAMILIES.pop("test-autoencoder")
     r = result["reconstruction"]
-    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol"}
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet"}
     assert all(np.isfinite(v) for v in r.values())
     assert r["mr_stft"] > 0 and 1.0 <= r["visqol"] <= 5.0
     assert r["si_sdr"] > 0  # 40 steps already reproduce more signal than they distort

@@ -16,6 +16,9 @@ import yaml
 from conftest import (assert_refused, chord, cli, run_cli, start_cli, tiny_config, wait_until,
                       write_wav)
 from musicrgan.modules.transformer import CachedSampler
+from musicrgan import evaluate
+from musicrgan.data import corpus_clips
+from musicrgan.metrics import METRIC_RATE
 from musicrgan.runs import Run, read_history
 
 
@@ -230,7 +233,18 @@ def test_evaluate_on_an_autoencoder_reports_its_reconstruction(vqvae, capsys):
     result = json.loads((vqvae / "eval.json").read_text())
     assert result["family"] == "vqvae" and "frechet" not in result
     r = result["reconstruction"]
-    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol"} and 1 <= r["visqol"] <= 5
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet"}
+    assert 1 <= r["visqol"] <= 5 and r["frechet"] > 0
+
+
+def test_the_reconstructions_frechet_distance_is_zero_for_a_perfect_autoencoder(vqvae, techno):
+    run = Run(vqvae)
+    clips = corpus_clips(techno, "test", 2.0, 4)
+    tiny = evaluate.reconstruction(run, clips)["frechet"]
+    # an autoencoder at the metric rate that gives back what it gets
+    run.family.rate, run.family.reconstruct = METRIC_RATE, lambda model, batch: batch
+    perfect = evaluate.reconstruction(run, clips)["frechet"]
+    assert perfect < 1e-3 and tiny > 10.0, (perfect, tiny)  # one tiny epoch is far off
 
 
 def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path, capsys):

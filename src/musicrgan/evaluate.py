@@ -142,14 +142,20 @@ def _save(run: Run, result: dict) -> dict:
 
 def reconstruction(run: Run, clips: list[np.ndarray], checkpoint: str = "best") -> dict:
     """Mean reconstruction metrics (metrics.reconstruction_metrics) of clips at the metric
-    rate, encoded and decoded by an autoencoder run."""
+    rate, encoded and decoded by an autoencoder run, and the reconstructions' Fréchet
+    distance to the clips: the nearest a prior over the autoencoder's latents can come to
+    them (at best it draws the clips' own latents)."""
     family, model = run.family, run.model(checkpoint)
     batch = np.stack(clips) if family.rate == metrics.METRIC_RATE else np.stack(
         [audio.resample(c, metrics.METRIC_RATE, family.rate) for c in clips])
     decoded = family.reconstruct(model, batch)
     rows = [metrics.reconstruction_metrics(ref, est, family.rate)
             for ref, est in zip(batch, decoded)]
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    result = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    at_metric_rate = [np.asarray(d) if family.rate == metrics.METRIC_RATE
+                      else audio.resample(np.asarray(d), family.rate, metrics.METRIC_RATE)
+                      for d in decoded]
+    return result | {"frechet": metrics.clips_frechet_distance(at_metric_rate, clips)}
 
 
 def format_table(result: dict) -> str:
