@@ -81,6 +81,14 @@ BENCHES = [
      "process: parameters, seconds per training step through `fit` (batch 8 of 16384 "
      "samples), encoding and decoding 10 s at batch 1 (x real time), and ratios over the "
      "default. What each reconstructs after 3 training minutes: docs/hierarchical.md."),
+    ("epochs", "bench_epochs.py",
+     "Wall seconds per training epoch through `fit` (wave-vae's default config, untrained, "
+     "20 steps of batch 8, 5 validation batches, a synthesized corpus): the datasets as "
+     "`musicrgan.data` makes them (each pass's window generator ends by itself) against the "
+     "way before (an endless generator cut by `Dataset.take`, validation by "
+     "`.take(validation_steps)`), same process. Epoch 1 (tracing) left out. Destroying an "
+     "iterator whose generator was unfinished stalled training 15-40 s at random epochs "
+     "(docs/architecture.md, \"Idle seconds between epochs\")."),
     ("distribute", "bench_distribute.py",
      "Two local CPU workers (`train --strategy multi-worker`, batch 8 each, one intra-op "
      "thread each) against one process (`--strategy default`, batch 16) on the same global "

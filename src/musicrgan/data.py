@@ -8,6 +8,8 @@ are separate folders and separate pipelines: a window never crosses them.
 
 from __future__ import annotations
 
+import itertools
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,7 +183,8 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     `shard` (index, count), of that share of the split's files (one worker's).
 
     training=True: random offsets, `steps` batches per pass (default: one pass's worth of
-    distinct windows). training=False: every window in order (hop apart), once.
+    distinct windows). training=False: every window in order (hop apart), once, or with
+    `steps` the first `steps` batches of them.
     A seed makes it deterministic; without one each pass differs. `first_pass`: see
     `generated`.
     """
@@ -199,7 +202,8 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
     if beats:
         spec = (spec, tf.TensorSpec(shape=(2,), dtype=tf.float32))
     n_batches = (steps or max(1, distinct // batch_size)) if training else None
-    ds = generated(source, spec, batch_size, n_batches, seed, first_pass)
+    ds = generated(source, spec, batch_size, n_batches, seed, first_pass,
+                   sequential_batches=None if training else steps)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     return batched(ds, batch_size, n_batches if training else None,
@@ -207,26 +211,35 @@ def window_dataset(corpus: str | Path, split: str, window: int, batch_size: int,
 
 
 def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | None,
-              first_pass: int = 0):
+              first_pass: int = 0, sequential_batches: int | None = None):
     """The unbatched dataset of a window source (its `random_windows(seed)` and
     `sequential_windows()`): n_batches x batch_size random windows, or with n_batches None
-    every window in order. Each pass (each iterator: each epoch) draws new offsets, pass k
-    from [seed, k]; `first_pass` -1 makes a pass that only looks at one batch (Keras takes
-    one to build the model under a distribution strategy) not shift the epochs' windows."""
+    the windows in order (all, or the first `sequential_batches` x batch_size). Each pass
+    (each iterator: each epoch) draws new offsets, pass k from [seed, k]; `first_pass` -1
+    makes a pass that only looks at one batch (Keras takes one to build the model under a
+    distribution strategy) not shift the epochs' windows.
+
+    Each pass's generator ends by itself after its windows, rather than being cut short by
+    `Dataset.take`: TensorFlow finalizes a generator left unfinished when its iterator is
+    destroyed (at the next epoch, or the next validation), in a thread that needs the GIL
+    the destroying thread holds, and training stood idle for 15-40 s there, at random
+    epochs (docs/architecture.md, "Idle seconds between epochs")."""
     from . import import_tensorflow
     tf = import_tensorflow()
     if n_batches is None:
-        return tf.data.Dataset.from_generator(source.sequential_windows, output_signature=spec)
+        count = None if sequential_batches is None else sequential_batches * batch_size
+        return tf.data.Dataset.from_generator(
+            lambda: itertools.islice(source.sequential_windows(), count), output_signature=spec)
     passes = iter(range(first_pass, 2**62))
 
     def windows():
         # each pass over the dataset (each epoch) draws new offsets; with a seed the
         # sequence of passes is the same on every run
         k = next(passes)  # (a look-only pass -1 draws from a stream no epoch uses)
-        yield from source.random_windows(None if seed is None else [seed, k if k >= 0 else 2**62])
+        drawn = source.random_windows(None if seed is None else [seed, k if k >= 0 else 2**62])
+        yield from itertools.islice(drawn, n_batches * batch_size)
 
-    ds = tf.data.Dataset.from_generator(windows, output_signature=spec)
-    return ds.take(n_batches * batch_size)
+    return tf.data.Dataset.from_generator(windows, output_signature=spec)
 
 
 def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,

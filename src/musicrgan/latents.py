@@ -179,4 +179,5 @@ def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
     source = LatentSource(folder, split, length, beats, shard)
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
     return batched(generated(source, source.signature(), batch_size, n_batches, seed,
-                             first_pass), batch_size, n_batches, seed is not None)
+                             first_pass, sequential_batches=None if training else steps),
+                   batch_size, n_batches, seed is not None)

@@ -573,8 +573,8 @@ def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, bat
         train_ds = latent_dataset(cache, "train", family.window(), batch, steps=steps,
                                   seed=seed, beats=beats, first_pass=first_pass, shard=shard)
         try:
-            val_ds = latent_dataset(cache, "test", family.window(), batch,
-                                    training=False, beats=beats).take(c.validation_steps)
+            val_ds = latent_dataset(cache, "test", family.window(), batch, training=False,
+                                    steps=c.validation_steps, beats=beats)
         except CorpusError as exc:
             raise RunError(f"validation needs the corpus's test split: {exc}") from exc
         return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
@@ -583,10 +583,10 @@ def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, bat
     train_ds = window_dataset(data, "train", window, batch, steps=steps, seed=seed,
                               beats=beats, first_pass=first_pass, shard=shard)
     try:
-        val_ds = window_dataset(data, "test", window, batch, training=False, beats=beats)
+        val_ds = window_dataset(data, "test", window, batch, training=False,
+                                steps=c.validation_steps, beats=beats)
     except CorpusError as exc:
         raise RunError(f"validation needs the corpus's test split: {exc}") from exc
-    val_ds = val_ds.take(c.validation_steps)
     return (train_ds.map(family.examples, num_parallel_calls=tf.data.AUTOTUNE),
             val_ds.map(family.examples))
 

@@ -1,0 +1,98 @@
+"""Wall seconds per training epoch through `fit`, with the training and validation datasets
+as `musicrgan.data` makes them today (each pass's window generator ends by itself) against
+the way before (an endless generator cut short by `Dataset.take`, the validation windows by
+`.take(validation_steps)`), same model, same corpus, same process. TensorFlow finalizes a
+generator left unfinished when its iterator is destroyed, at the next epoch or validation,
+and training stood idle there for 15-40 s at random epochs (docs/architecture.md, "Idle
+seconds between epochs"). Model: wave-vae's default config (untrained; the stall does not
+depend on the weights), 20 steps of batch 8 an epoch, 5 validation batches, a synthesized
+corpus of 24 loops of 4 s at 16 kHz (6 test loops)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+from musicrgan import import_tensorflow  # noqa: E402
+from musicrgan.corpus.synth import synth_corpus  # noqa: E402
+from musicrgan.data import WindowSource, batched, window_dataset  # noqa: E402
+from musicrgan.models import get_family  # noqa: E402
+
+RATE, STEPS, VALIDATION_STEPS, BATCH = 16000, 20, 5, 8
+
+
+def datasets_before(corpus: Path, window: int, seed: int):
+    """The pipeline before: endless generators, cut by take."""
+    tf = import_tensorflow()
+    train_source = WindowSource(corpus, "train", window)
+    test_source = WindowSource(corpus, "test", window)
+    spec = tf.TensorSpec(shape=(window,), dtype=tf.float32)
+    passes = itertools.count()
+
+    def windows():
+        yield from train_source.random_windows([seed, next(passes)])
+
+    train = tf.data.Dataset.from_generator(windows, output_signature=spec).take(STEPS * BATCH)
+    val = tf.data.Dataset.from_generator(test_source.sequential_windows, output_signature=spec)
+    return (batched(train, BATCH, STEPS, True),
+            batched(val, BATCH, None, True).take(VALIDATION_STEPS))
+
+
+def datasets_today(corpus: Path, window: int, seed: int):
+    return (window_dataset(corpus, "train", window, BATCH, steps=STEPS, seed=seed),
+            window_dataset(corpus, "test", window, BATCH, training=False,
+                           steps=VALIDATION_STEPS))
+
+
+def epoch_seconds(family, datasets, epochs: int) -> list[float]:
+    import keras
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.started)
+
+    model = family.build()
+    train, val = datasets
+    model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=[Clock()])
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=8)
+    args = ap.parse_args()
+    cls = get_family("wave-vae")
+    family = cls(cls.Config(batch_size=BATCH), RATE)
+    result = {"epochs": args.epochs, "steps_per_epoch": STEPS,
+              "validation_steps": VALIDATION_STEPS}
+    with tempfile.TemporaryDirectory() as folder:
+        corpus = Path(folder) / "corpus"
+        synth_corpus(corpus, loops=24, seconds=4.0, rate=RATE, seed=0, test_fraction=0.25)
+        for name, make in (("before", datasets_before), ("today", datasets_today)):
+            times = epoch_seconds(family, make(corpus, family.window(), 0), args.epochs)
+            later = times[1:]  # the first epoch traces the step
+            median = statistics.median(later)
+            result[f"{name}_epoch_s_mean"] = round(statistics.mean(later), 2)
+            result[f"{name}_epoch_s_median"] = round(median, 2)
+            result[f"{name}_epoch_s_max"] = round(max(later), 2)
+            result[f"{name}_epochs_over_1.5x_median"] = sum(t > 1.5 * median for t in later)
+    result["epochs_per_minute_today_over_before"] = round(
+        result["before_epoch_s_mean"] / result["today_epoch_s_mean"], 2)
+    save("epochs", result)
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
