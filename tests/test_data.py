@@ -28,6 +28,15 @@ def test_sequential_windows_cover_every_test_sample_once(techno):
     assert np.isclose(np.abs(flat).sum(), np.abs(whole).sum(), rtol=1e-4)
 
 
+def test_validation_takes_the_first_steps_batches_in_order_on_every_pass(techno):
+    every = np.concatenate([b.numpy() for b in window_dataset(techno, "test", 1000, 2,
+                                                               training=False)])
+    first = window_dataset(techno, "test", 1000, 2, training=False, steps=3)
+    for _ in range(2):  # one pass per epoch's validation, each the same windows
+        batches = [b.numpy() for b in first]
+        assert len(batches) == 3 and np.array_equal(np.concatenate(batches), every[:6])
+
+
 def test_train_and_test_windows_never_mix(tmp_path):
     # train files are all +0.5 DC, test files all -0.5: a mixed window would show a sign change
     for i in range(3):
