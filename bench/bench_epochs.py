@@ -1,12 +1,13 @@
-"""Wall seconds per training epoch through `fit`, with the training and validation datasets
-as `musicrgan.data` makes them today (each pass's window generator ends by itself) against
-the way before (an endless generator cut short by `Dataset.take`, the validation windows by
-`.take(validation_steps)`), same model, same corpus, same process. TensorFlow finalizes a
-generator left unfinished when its iterator is destroyed, at the next epoch or validation,
-and training stood idle there for 15-40 s at random epochs (docs/architecture.md, "Idle
-seconds between epochs"). Model: wave-vae's default config (untrained; the stall does not
-depend on the weights), 20 steps of batch 8 an epoch, 5 validation batches, a synthesized
-corpus of 24 loops of 4 s at 16 kHz (6 test loops)."""
+"""Wall seconds per training epoch through `fit`, with the datasets as `musicrgan.data`
+makes them today (tf.data's autotuning off; each pass's window generator ends by itself)
+against the way before (autotuning on, tf.data's default; endless generators cut by
+`Dataset.take`), and the way before with autotuning off, same model, same corpus, same
+process. Destroying a finished epoch's iterator waited on tf.data's autotuning thread: the
+machine idle, training stalled 2.6 s in short epochs and 15-40 s in minute-long ones, at
+random epochs (docs/architecture.md, "Idle seconds between epochs"). Many short epochs (2
+steps of batch 8, 1 validation batch) make many iterators; model: wave-vae's default config,
+untrained; a synthesized corpus of 24 loops of 4 s at 16 kHz (6 test loops). A stall: an
+epoch longer than twice the median."""
 
 from __future__ import annotations
 
@@ -23,14 +24,27 @@ from common import save  # noqa: E402
 
 from musicrgan import import_tensorflow  # noqa: E402
 from musicrgan.corpus.synth import synth_corpus  # noqa: E402
-from musicrgan.data import WindowSource, batched, window_dataset  # noqa: E402
+from musicrgan.data import WindowSource, window_dataset  # noqa: E402
 from musicrgan.models import get_family  # noqa: E402
 
-RATE, STEPS, VALIDATION_STEPS, BATCH = 16000, 20, 5, 8
+RATE, BATCH = 16000, 8
+STEPS, VALIDATION_STEPS = 2, 1
 
 
-def datasets_before(corpus: Path, window: int, seed: int):
-    """The pipeline before: endless generators, cut by take."""
+def old_batched(ds, n_batches, autotune: bool):
+    """data.batched as it was: tf.data's autotuning on (its default)."""
+    tf = import_tensorflow()
+    ds = ds.batch(BATCH, drop_remainder=n_batches is not None)
+    if n_batches is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = autotune
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def datasets_before(corpus: Path, window: int, seed: int, autotune: bool = True):
+    """The pipeline before: endless generators cut by take, autotuning on."""
     tf = import_tensorflow()
     train_source = WindowSource(corpus, "train", window)
     test_source = WindowSource(corpus, "test", window)
@@ -42,8 +56,12 @@ def datasets_before(corpus: Path, window: int, seed: int):
 
     train = tf.data.Dataset.from_generator(windows, output_signature=spec).take(STEPS * BATCH)
     val = tf.data.Dataset.from_generator(test_source.sequential_windows, output_signature=spec)
-    return (batched(train, BATCH, STEPS, True),
-            batched(val, BATCH, None, True).take(VALIDATION_STEPS))
+    return (old_batched(train, STEPS, autotune),
+            old_batched(val, None, autotune).take(VALIDATION_STEPS))
+
+
+def datasets_before_without_autotune(corpus: Path, window: int, seed: int):
+    return datasets_before(corpus, window, seed, autotune=False)
 
 
 def datasets_today(corpus: Path, window: int, seed: int):
@@ -71,7 +89,8 @@ def epoch_seconds(family, datasets, epochs: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--only", choices=["before", "before_without_autotune", "today"])
     args = ap.parse_args()
     cls = get_family("wave-vae")
     family = cls(cls.Config(batch_size=BATCH), RATE)
@@ -80,16 +99,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         corpus = Path(folder) / "corpus"
         synth_corpus(corpus, loops=24, seconds=4.0, rate=RATE, seed=0, test_fraction=0.25)
-        for name, make in (("before", datasets_before), ("today", datasets_today)):
+        for name, make in (("before", datasets_before),
+                           ("before_without_autotune", datasets_before_without_autotune),
+                           ("today", datasets_today)):
+            if args.only and name != args.only:
+                continue
             times = epoch_seconds(family, make(corpus, family.window(), 0), args.epochs)
             later = times[1:]  # the first epoch traces the step
+            result[f"{name}_epochs"] = len(later)
             median = statistics.median(later)
             result[f"{name}_epoch_s_mean"] = round(statistics.mean(later), 2)
             result[f"{name}_epoch_s_median"] = round(median, 2)
             result[f"{name}_epoch_s_max"] = round(max(later), 2)
-            result[f"{name}_epochs_over_1.5x_median"] = sum(t > 1.5 * median for t in later)
-    result["epochs_per_minute_today_over_before"] = round(
-        result["before_epoch_s_mean"] / result["today_epoch_s_mean"], 2)
+            result[f"{name}_stalls"] = sum(t > 2 * median for t in later)
+    if not args.only:
+        result["epochs_per_minute_today_over_before"] = round(
+            result["before_epoch_s_mean"] / result["today_epoch_s_mean"], 2)
     save("epochs", result)
     print(result)
 

@@ -82,13 +82,13 @@ BENCHES = [
      "samples), encoding and decoding 10 s at batch 1 (x real time), and ratios over the "
      "default. What each reconstructs after 3 training minutes: docs/hierarchical.md."),
     ("epochs", "bench_epochs.py",
-     "Wall seconds per training epoch through `fit` (wave-vae's default config, untrained, "
-     "20 steps of batch 8, 5 validation batches, a synthesized corpus): the datasets as "
-     "`musicrgan.data` makes them (each pass's window generator ends by itself) against the "
-     "way before (an endless generator cut by `Dataset.take`, validation by "
-     "`.take(validation_steps)`), same process. Epoch 1 (tracing) left out. Destroying an "
-     "iterator whose generator was unfinished stalled training 15-40 s at random epochs "
-     "(docs/architecture.md, \"Idle seconds between epochs\")."),
+     "Stalls between training epochs: wall seconds per epoch through `fit` (wave-vae's "
+     "default config, untrained, many short epochs of 2 steps of batch 8 and 1 validation "
+     "batch, a synthesized corpus), the datasets as `musicrgan.data` makes them (tf.data's "
+     "autotuning off) against the way before (autotuning on, endless generators cut by "
+     "`Dataset.take`) and the way before without autotuning, same process. A stall: an "
+     "epoch longer than twice the median (docs/architecture.md, \"Idle seconds between "
+     "epochs\")."),
     ("distribute", "bench_distribute.py",
      "Two local CPU workers (`train --strategy multi-worker`, batch 8 each, one intra-op "
      "thread each) against one process (`--strategy default`, batch 16) on the same global "

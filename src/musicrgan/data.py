@@ -217,13 +217,8 @@ def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | 
     the windows in order (all, or the first `sequential_batches` x batch_size). Each pass
     (each iterator: each epoch) draws new offsets, pass k from [seed, k]; `first_pass` -1
     makes a pass that only looks at one batch (Keras takes one to build the model under a
-    distribution strategy) not shift the epochs' windows.
-
-    Each pass's generator ends by itself after its windows, rather than being cut short by
-    `Dataset.take`: TensorFlow finalizes a generator left unfinished when its iterator is
-    destroyed (at the next epoch, or the next validation), in a thread that needs the GIL
-    the destroying thread holds, and training stood idle for 15-40 s there, at random
-    epochs (docs/architecture.md, "Idle seconds between epochs")."""
+    distribution strategy) not shift the epochs' windows. Each pass's generator ends by
+    itself after its windows."""
     from . import import_tensorflow
     tf = import_tensorflow()
     if n_batches is None:
@@ -255,6 +250,10 @@ def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
     options = tf.data.Options()
     options.deterministic = deterministic
+    # no autotuning: destroying an epoch's iterator waited on its autotuning thread, with
+    # the machine idle, 15-40 s at random epochs (docs/architecture.md, "Idle seconds
+    # between epochs"); the pipeline is far faster than any training step without it
+    options.autotune.enabled = False
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
