@@ -9,7 +9,6 @@ are separate folders and separate pipelines: a window never crosses them.
 from __future__ import annotations
 
 import itertools
-
 import logging
 from dataclasses import dataclass
 from pathlib import Path
