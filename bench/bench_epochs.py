@@ -24,23 +24,11 @@ from common import save  # noqa: E402
 
 from musicrgan import import_tensorflow  # noqa: E402
 from musicrgan.corpus.synth import synth_corpus  # noqa: E402
-from musicrgan.data import WindowSource, window_dataset  # noqa: E402
+from musicrgan.data import WindowSource, batched, window_dataset  # noqa: E402
 from musicrgan.models import get_family  # noqa: E402
 
 RATE, BATCH = 16000, 8
 STEPS, VALIDATION_STEPS = 2, 1
-
-
-def old_batched(ds, n_batches, autotune: bool):
-    """data.batched as it was: tf.data's autotuning on (its default)."""
-    tf = import_tensorflow()
-    ds = ds.batch(BATCH, drop_remainder=n_batches is not None)
-    if n_batches is not None:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
-    options = tf.data.Options()
-    options.deterministic = True
-    options.autotune.enabled = autotune
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def datasets_before(corpus: Path, window: int, seed: int, autotune: bool = True):
@@ -56,8 +44,8 @@ def datasets_before(corpus: Path, window: int, seed: int, autotune: bool = True)
 
     train = tf.data.Dataset.from_generator(windows, output_signature=spec).take(STEPS * BATCH)
     val = tf.data.Dataset.from_generator(test_source.sequential_windows, output_signature=spec)
-    return (old_batched(train, STEPS, autotune),
-            old_batched(val, None, autotune).take(VALIDATION_STEPS))
+    return (batched(train, BATCH, STEPS, True, autotune=autotune),
+            batched(val, BATCH, None, True, autotune=autotune).take(VALIDATION_STEPS))
 
 
 def datasets_before_without_autotune(corpus: Path, window: int, seed: int):

@@ -237,7 +237,7 @@ def generated(source, spec, batch_size: int, n_batches: int | None, seed: int | 
 
 
 def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,
-            prefetch: bool = True):
+            prefetch: bool = True, autotune: bool = False):
     """Batches of a dataset of windows: n_batches full ones (training) or every window, the
     last batch short (n_batches None)."""
     from . import import_tensorflow
@@ -252,7 +252,8 @@ def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,
     # no autotuning: destroying an epoch's iterator waited on its autotuning thread, with
     # the machine idle, 15-40 s at random epochs (docs/architecture.md, "Idle seconds
     # between epochs"); the pipeline is far faster than any training step without it
-    options.autotune.enabled = False
+    # (`autotune` is for bench/bench_epochs.py's baseline)
+    options.autotune.enabled = autotune
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
