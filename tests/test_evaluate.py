@@ -296,18 +296,28 @@ def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno,
 
 
 def test_corpus_clips_spread_over_files_and_round_robin(techno):
+    """Clips come from files spread over the split, round-robin, and from the middle of
+    each file's stretches, not its start (a song's intro)."""
     import numpy as np
     from musicrgan.audio import load
     from musicrgan.data import corpus_files
     from musicrgan.data import corpus_clips
     files = corpus_files(techno, "train")
     assert len(files) >= 3
-    # fewer clips than files: the first clip of files spread over the split
+    second = 8000
+    # every file holds three whole 1 s clips (the loops are whole bars: 3.2-3.3 s)
+    assert all(3 * second <= load(f.path, 8000).size < 4 * second for f in files)
+    # fewer clips than files: one clip of files spread over the split, the middle one
     two = corpus_clips(techno, "train", 1.0, 2, rate=8000)
     assert len(two) == 2
     for clip, info in zip(two, (files[0], files[-1])):
-        np.testing.assert_allclose(clip, load(info.path, 8000)[:8000], atol=1e-6)
-    # more clips than files: every file's first clip before any file's second
+        np.testing.assert_allclose(clip, load(info.path, 8000)[second:2 * second], atol=1e-6)
+    # more clips than files: every file's first pick before any file's second; two picks
+    # of three clips: the first and the last (the middles of the file's two halves)
     many = corpus_clips(techno, "train", 1.0, len(files) + 1, rate=8000)
-    np.testing.assert_allclose(many[len(files)], load(files[0].path, 8000)[8000:16000],
-                               atol=1e-6)
+    first = load(files[0].path, 8000)
+    np.testing.assert_allclose(many[0], first[:second], atol=1e-6)
+    np.testing.assert_allclose(many[len(files)], first[2 * second:3 * second], atol=1e-6)
+    # a file that is not at the asked rate is resampled whole and cut the same way
+    resampled = corpus_clips(techno, "train", 1.0, 1, rate=16000)[0]
+    np.testing.assert_allclose(resampled, load(files[0].path, 16000)[16000:32000], atol=1e-6)

@@ -258,12 +258,22 @@ def batched(ds, batch_size: int, n_batches: int | None, deterministic: bool,
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 
+def spread(available: int, wanted: int) -> list[int]:
+    """`wanted` of the indices 0..available-1, evenly spaced: the middle of each of `wanted`
+    equal stretches (all of them when there are no more than wanted)."""
+    if available <= wanted:
+        return list(range(available))
+    return [int((i + 0.5) * available / wanted) for i in range(wanted)]
+
+
 def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
                  rate: int = METRIC_RATE) -> list[np.ndarray]:
     """Up to `limit` non-overlapping clips of `seconds` from a corpus split, taken round-robin
-    across files (first clip of every file, then second clips, ...) so a few long files do
-    not crowd out the rest. With more files than `limit`, files spread over the split are
-    used, and only the start of each file that is needed is read."""
+    across files (a clip of every file, then second clips, ...) so a few long files do not
+    crowd out the rest. With more files than `limit`, files spread over the split are used.
+    Within a file the clips are spread over its length, away from its ends (one clip: the
+    middle one): the first seconds of a song are an intro, often quiet, and made a poor
+    reference (docs/compare.md, "On real recordings"). Only those clips are read."""
     length = int(round(seconds * rate))
     files = corpus_files(Path(data), split)
     if not files:
@@ -271,14 +281,20 @@ def corpus_clips(data: str | Path, split: str, seconds: float, limit: int,
                           f"{Path(data) / split}): measuring needs held-out audio there")
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
-    needed = -(-limit // max(1, len(files))) * length  # samples per file, rounded up to clips
+    wanted = -(-limit // max(1, len(files)))  # clips per file, rounded up
     per_file = []
     for info in files:
-        if info.rate == rate:  # a partial read; other rates go through ffmpeg, whole
-            x = read_window(info.path, 0, min(info.frames, needed))
+        whole = None
+        if info.rate == rate:  # partial reads; other rates go through ffmpeg, whole
+            available = info.frames // length
         else:
-            x = audio.load(info.path, rate)[:needed]
-        per_file.append([x[i:i + length] for i in range(0, x.size - length + 1, length)])
+            whole = audio.load(info.path, rate)
+            available = whole.size // length
+        picks = spread(available, wanted)
+        if whole is None:
+            per_file.append([read_window(info.path, i * length, length) for i in picks])
+        else:
+            per_file.append([whole[i * length:(i + 1) * length] for i in picks])
     clips = []
     for k in range(max((len(c) for c in per_file), default=0)):
         clips += [c[k] for c in per_file if k < len(c)]
