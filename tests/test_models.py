@@ -92,6 +92,27 @@ def test_fft_lstm_next_block_variant_predicts_one_block_and_generates(techno, tm
     assert out.shape == (2, 1000) and np.isfinite(out).all()
 
 
+def test_lstm_gan_judges_each_view_and_its_runs_save_load_and_generate(techno, tmp_path):
+    """critic_views [1, 4]: the discriminator scores every window once per view (the frame
+    length's spectra and 4x finer ones), trains, and the run saves, loads and generates;
+    a view longer than the training window is refused with the key's name."""
+    config = {**tiny("lstm-gan"), "critic_views": [1, 4]}
+    run, state = trained(tmp_path / "run", "lstm-gan", techno, 1, config)
+    assert np.isfinite(state["history"][-1]["d_loss"])
+    model = run.model("last")
+    window = run.family.window()
+    audio = tf.random.normal((3, window)) * 0.1
+    beats = tf.constant([[128.0, 0.0]] * 3)
+    scores = model.critic(audio, beats)
+    assert scores.shape == (3, 2)
+    # the two judges are different networks: they do not give the same scores
+    assert not np.allclose(scores[:, 0], scores[:, 1])
+    clips = generate(run.family, model, 2, window, 0.5, seed=1)
+    assert clips.shape == (2, window) and np.isfinite(clips).all()
+    with pytest.raises(ConfigError, match="critic_views"):
+        get_family("lstm-gan").Config.from_dict({**tiny("lstm-gan"), "critic_views": [1, 64]})
+
+
 @pytest.mark.slow
 def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
     """The default lstm-gan, trained 12 epochs (about what `make demo`'s 5 minutes give on a
