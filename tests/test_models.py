@@ -113,6 +113,20 @@ def test_lstm_gan_judges_each_view_and_its_runs_save_load_and_generate(techno, t
         get_family("lstm-gan").Config.from_dict({**tiny("lstm-gan"), "critic_views": [1, 64]})
 
 
+def test_lstm_gan_upsampler_channels_shape_the_generator():
+    """upsampler_channels sets the widths of the three 4x transposed convolutions; a list
+    of another length is refused with the key's name."""
+    family = get_family("lstm-gan")
+    widths = {}
+    for channels in ([32, 16, 8], [8, 8, 4]):
+        config = family.Config.from_dict({**tiny("lstm-gan"), "upsampler_channels": channels})
+        generator = family(config, 8000).build().generator
+        widths[tuple(channels)] = [generator.get_layer(f"g_up{i}").filters for i in range(3)]
+    assert widths == {(32, 16, 8): [32, 16, 8], (8, 8, 4): [8, 8, 4]}
+    with pytest.raises(ConfigError, match="upsampler_channels"):
+        family.Config.from_dict({**tiny("lstm-gan"), "upsampler_channels": [8, 8]})
+
+
 @pytest.mark.slow
 def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
     """The default lstm-gan, trained 12 epochs (about what `make demo`'s 5 minutes give on a

@@ -60,8 +60,7 @@ class LSTMGANConfig(TrainConfig):
     # the discriminator's views: frame lengths, in generated frames, of the log spectra it
     # judges (each a judge of its own, their hinge losses averaged). 1 alone (62.5 Hz bins at
     # 16 kHz) cannot resolve a bass line's harmonics from noise; [1, 4] adds 15.6 Hz bins:
-    # in 5 minutes it brought the centroid into the corpus's range but not the Fréchet
-    # distance down (fewer, dearer steps): docs/compare.md, "A finer view"
+    # in 5 minutes it did not pay (fewer, dearer steps): docs/compare.md, "A finer view"
     critic_views: list = field(default_factory=lambda: [1])
     learning_rate: float = 2e-3
     critic_learning_rate: float = 2e-3
@@ -77,6 +76,9 @@ class LSTMGANConfig(TrainConfig):
     # how LSTM states become samples: "dense" (one Dense layer per frame, the original's
     # way) or "conv" (transposed convolutions, 4x per layer, as MelGAN's generator)
     upsampler: str = "conv"
+    # channels of the conv upsampler's three 4x transposed convolutions (the last one runs
+    # at the sample rate); [64, 32, 16] did not pay in 5 minutes (docs/compare.md)
+    upsampler_channels: list = field(default_factory=lambda: [32, 16, 8])
     # the generator's audio passes a high-pass that removes DC and sub-audio drift (a moving
     # average over this many samples, twice, subtracted; 0: none). Without it, 5 minutes of
     # training left clips with a DC offset of 0.19 and 64 % of their power below 30 Hz:
@@ -104,6 +106,10 @@ class LSTMGANConfig(TrainConfig):
             raise ConfigError(f"upsampler must be dense or conv, got {self.upsampler!r}")
         if self.upsampler == "conv" and (self.frame % 64 or self.frame < 64):
             raise ConfigError("upsampler conv needs frame to be a multiple of 64")
+        check_whole_numbers("upsampler_channels", self.upsampler_channels)
+        if len(self.upsampler_channels) != 3:
+            raise ConfigError("upsampler_channels needs three numbers (one per 4x layer), "
+                              f"got {self.upsampler_channels}")
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
@@ -312,7 +318,7 @@ class LSTMGANFamily(Generates):
             # frame // 64 steps of 64 channels per frame, then three 4x transposed convolutions
             h = keras.layers.Dense(c.frame, name="g_dense")(h)
             h = keras.layers.Reshape((-1, 64), name="g_unfold")(h)
-            for i, channels in enumerate((32, 16, 8)):
+            for i, channels in enumerate(c.upsampler_channels):
                 h = keras.layers.LeakyReLU(0.2)(h)
                 h = keras.layers.Conv1DTranspose(channels, 8, strides=4, padding="same",
                                                  name=f"g_up{i}")(h)
