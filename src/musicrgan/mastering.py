@@ -19,6 +19,9 @@ from .audio import atomic_write_text
 CEILING = 10 ** (-1.0 / 20)     # peaks at most -1 dBFS
 LIMITER_SECONDS = 0.005         # the limiter's gain moves over 5 ms around a peak
 CORPUS_LOUDNESS = "corpus_loudness.json"
+# how the cached corpus loudness was measured: a value from clips at the start of each file
+# (before "spread", intros: 7 LU too quiet on the orchestral set) is measured again
+CLIPS = "spread"
 
 
 def limit_peaks(x: np.ndarray, rate: int, ceiling: float = CEILING) -> np.ndarray:
@@ -60,13 +63,13 @@ def match_loudness(x: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
 
 
 def corpus_loudness(run: Path, data: str | Path, seconds: float = 4.0, clips: int = 32) -> float:
-    """The median integrated loudness of the run's training audio (clips of `seconds`),
-    measured once and kept in RUN/corpus_loudness.json."""
+    """The median integrated loudness of the run's training audio (clips of `seconds` spread
+    over the files: data.corpus_clips), measured once and kept in RUN/corpus_loudness.json."""
     from .data import corpus_clips
     cache = Path(run) / CORPUS_LOUDNESS
     try:
         cached = json.loads(cache.read_text())
-        if cached.get("data") == str(data):
+        if cached.get("data") == str(data) and cached.get("clips") == CLIPS:
             return float(cached["lufs"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -78,7 +81,8 @@ def corpus_loudness(run: Path, data: str | Path, seconds: float = 4.0, clips: in
     values = [metrics.loudness(c) for c in audio]
     lufs = float(np.median(values))
     try:
-        atomic_write_text(cache, json.dumps({"data": str(data), "lufs": round(lufs, 3)}))
+        atomic_write_text(cache, json.dumps({"data": str(data), "clips": CLIPS,
+                                             "lufs": round(lufs, 3)}))
     except OSError:
         pass  # a read-only run folder measures again next time
     return lufs
