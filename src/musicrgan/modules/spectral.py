@@ -50,8 +50,21 @@ def band_statistics(audio, spectra) -> list:
     return statistics
 
 
-def band_statistics_distance(real, fake):
-    return sum(ops.mean(ops.abs(r - f)) for r, f in zip(real, fake)) / 2
+def band_statistics_distance(real, fake, weights=None):
+    """Mean absolute difference of band statistics, summed over statistics and halved;
+    `weights` (one array of bands per statistic, mean 1) weighs the bands."""
+    if weights is None:
+        return sum(ops.mean(ops.abs(r - f)) for r, f in zip(real, fake)) / 2
+    return sum(ops.mean(w * ops.abs(r - f)) for r, f, w in zip(real, fake, weights)) / 2
+
+
+def mel_density_weights(frame_length: int, rate: int) -> np.ndarray:
+    """(frame_length // 2 + 1,) weights of a spectrum's bins, proportional to the mel scale's
+    density at each bin's frequency (d mel / d Hz) and of mean 1: at 16 kHz the top octave
+    weighs 24 % instead of a linear mean's 50 %, 300-2500 Hz 46 % instead of 28 %."""
+    hz = np.fft.rfftfreq(frame_length, 1.0 / rate)
+    density = 1.0 / (700.0 + hz)
+    return (density / density.mean()).astype("float32")
 
 
 class ValidationDistance(keras.metrics.Metric):
