@@ -33,8 +33,10 @@ from ..modules import replicas
 from ..modules.beat_clock import (CLOCK_FEATURES, beat_clock, draw_tempos, tempo_range_weight,
                                   widen_tempo_range)
 from ..modules.features import remove_drift
+from ..modules.harmonic import HarmonicOscillators, controls_per_voice
 from ..modules.spectral import LogSpectrum, ValidationDistance, band_statistics, \
-    band_statistics_distance, mel_density_weights
+    band_statistics_distance, frame_moments_distance, log_mel_frames, mel_density_weights
+from ..metrics import N_MELS, mel_filterbank
 from ..validation import FrechetValidation
 from . import register
 from ..beats import MAX_BPM, MIN_BPM
@@ -69,6 +71,12 @@ class LSTMGANConfig(TrainConfig):
     # half the weight, 300-2500 Hz, where the corpus's acid line is, 28 %) or "mel" (by the
     # mel scale's density: 24 % and 46 %)
     feature_weighting: str = "linear"
+    # weight of a second feature-matching term: the mean and covariance of the batch's
+    # log-mel frames (64 bands of the 4x-frame spectrum), real against generated. Per-band
+    # statistics miss how bands move together and how often a band drops out. It shares
+    # its embedding with evaluate's Fréchet distance, so its gain there overstates what it
+    # buys (docs/compare.md, "Moments and harmonics"); 0: off
+    moment_matching: float = 0.0
     # the generator hears a beat clock (the phase of bar, beat and 16th note) and the
     # discriminator judges the audio together with it, against each training window's beat
     # grid (beats.py): the pulse has to fall where the clock says
@@ -83,6 +91,12 @@ class LSTMGANConfig(TrainConfig):
     # channels of the conv upsampler's three 4x transposed convolutions (the last one runs
     # at the sample rate); [64, 32, 16] did not pay in 5 minutes (docs/compare.md)
     upsampler_channels: list = field(default_factory=lambda: [32, 16, 8])
+    # harmonic oscillators beside the upsampler (modules/harmonic.py): per frame, each of
+    # `harmonic_voices` voices gets a fundamental, a loudness and a spread over this many
+    # harmonics from the LSTM, and its sines are added to the upsampler's audio; 0: none.
+    # In 5 minutes it did not pay (docs/compare.md, "Moments and harmonics")
+    harmonics: int = 0
+    harmonic_voices: int = 1
     # the generator's audio passes a high-pass that removes DC and sub-audio drift (a moving
     # average over this many samples, twice, subtracted; 0: none). Without it, 5 minutes of
     # training left clips with a DC offset of 0.19 and 64 % of their power below 30 Hz:
@@ -104,6 +118,8 @@ class LSTMGANConfig(TrainConfig):
         if self.frame * max(self.critic_views) > self.frame * self.seq_len:
             raise ConfigError(f"critic_views {self.critic_views}: a view longer than the "
                               f"training window ({self.seq_len} frames)")
+        if self.moment_matching < 0:
+            raise ConfigError(f"moment_matching must be >= 0, got {self.moment_matching}")
         if not self.generator_average < 1:
             raise ConfigError(f"generator_average must be below 1, got {self.generator_average}")
         if self.feature_weighting not in ("linear", "mel"):
@@ -114,6 +130,9 @@ class LSTMGANConfig(TrainConfig):
         if self.upsampler == "conv" and (self.frame % 64 or self.frame < 64):
             raise ConfigError("upsampler conv needs frame to be a multiple of 64")
         check_whole_numbers("upsampler_channels", self.upsampler_channels)
+        if self.harmonics < 0 or self.harmonic_voices < 1:
+            raise ConfigError("harmonics must be >= 0 and harmonic_voices >= 1, got "
+                              f"{self.harmonics} and {self.harmonic_voices}")
         if len(self.upsampler_channels) != 3:
             raise ConfigError("upsampler_channels needs three numbers (one per 4x layer), "
                               f"got {self.upsampler_channels}")
@@ -124,11 +143,13 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
     """Generator and discriminator with their own optimizers and train_step."""
     NETWORKS = ("generator", "discriminator")
     SETTINGS = ("frame_length", "noise_dim", "feature_matching", "beat_clock", "rate",
-                "generator_average", "drift_filter", "critic_views", "feature_weighting")
+                "generator_average", "drift_filter", "critic_views", "feature_weighting",
+                "moment_matching")
 
     def __init__(self, generator, discriminator, frame_length, noise_dim, feature_matching=1.0,
                  beat_clock=False, rate=16000, generator_average=0.0, drift_filter=0,
-                 critic_views=(1,), feature_weighting="linear", **kwargs):
+                 critic_views=(1,), feature_weighting="linear", moment_matching=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.generator_average = generator_average
@@ -150,10 +171,13 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
             self.feature_weights = [mel_density_weights(spectrum.frame_length, rate)
                                     for spectrum in (self.spectrum, self.fine_spectrum)
                                     for _ in range(3)]
+        self.moment_matching = moment_matching
+        self.mel_bank = mel_filterbank(rate, 4 * frame_length, N_MELS).T.astype("float32")
         known = {1: self.spectrum, 4: self.fine_spectrum}
         self.view_spectra = [known.get(k) or LogSpectrum(k * frame_length, name=f"view_{k}")
                              for k in self.critic_views]
-        self.start_tracking(("d_loss", "g_loss", "spectral", "d_real", "d_fake"))
+        self.start_tracking(("d_loss", "g_loss", "spectral", "d_real", "d_fake")
+                            + (("moments",) if moment_matching else ()))
         bands = [frame_length // 2 + 1] * 3 + [2 * frame_length + 1] * 3
         self.validation_distance = ValidationDistance(bands)
 
@@ -221,6 +245,11 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
                                         [ops.mean(s, axis=0) for s in self._band_statistics(fake)],
                                         self.feature_weights)
 
+    def _moments_distance(self, real, fake):
+        """The moment-matching distance: the batch's log-mel frames, real against fake."""
+        return frame_moments_distance(log_mel_frames(self.fine_spectrum(real), self.mel_bank),
+                                      log_mel_frames(self.fine_spectrum(fake), self.mel_bank))
+
     def train_step(self, data):
         real, beats = data if self.beat_clock else (data, None)
         batch = tf.shape(real)[0]
@@ -257,12 +286,16 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
             d_fake_g = self.critic(fake, beats, training=True)
             spectral = self._spectral_distance(real, fake)
             g_loss = -ops.mean(d_fake_g) + self.feature_matching * spectral
+            if self.moment_matching:
+                moments = self._moments_distance(real, fake)
+                g_loss = g_loss + self.moment_matching * moments
             g_share = replicas.share(g_loss)
         grads = g_tape.gradient(g_share, self.generator.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         replicas.once(self._follow_generator)
 
-        return self._track(d_loss, g_loss, spectral, ops.mean(d_real), ops.mean(d_fake))
+        logged = (d_loss, g_loss, spectral, ops.mean(d_real), ops.mean(d_fake))
+        return self._track(*logged, *((moments,) if self.moment_matching else ()))
 
     def _follow_generator(self):
         """One step of the averaged generator towards the trained one."""
@@ -324,7 +357,8 @@ class LSTMGANFamily(Generates):
         c = self.config
         clock = CLOCK_FEATURES if c.beat_clock else 0
         noise = keras.Input((None, c.noise_dim + clock), name="noise")
-        h = keras.layers.LSTM(c.hidden, return_sequences=True, name="g_lstm")(noise)
+        states = keras.layers.LSTM(c.hidden, return_sequences=True, name="g_lstm")(noise)
+        h = states
         if c.upsampler == "dense":
             h = keras.layers.Dense(c.hidden, activation="relu", name="g_dense")(h)
             frames = keras.layers.Dense(c.frame, activation="tanh", name="g_frames")(h)
@@ -338,6 +372,14 @@ class LSTMGANFamily(Generates):
                                                  name=f"g_up{i}")(h)
             h = keras.layers.LeakyReLU(0.2)(h)
             frames = keras.layers.Conv1D(1, 7, padding="same", activation="tanh", name="g_out")(h)
+        if c.harmonics:
+            controls = keras.layers.Dense(c.harmonic_voices * controls_per_voice(c.harmonics),
+                                          name="g_controls")(states)
+            tonal = HarmonicOscillators(c.frame, self.rate, c.harmonics, c.harmonic_voices,
+                                        name="g_harmonic")(controls)
+            tonal = keras.layers.Reshape((-1, c.frame) if c.upsampler == "dense" else (-1, 1),
+                                         name="g_tonal")(tonal)
+            frames = keras.layers.Add(name="g_mix")([frames, tonal])
         generator = keras.Model(noise, frames, name="generator")
 
         discriminator = self._discriminator(clock)
@@ -345,7 +387,8 @@ class LSTMGANFamily(Generates):
         model = LSTMGAN(generator, discriminator, c.frame, c.noise_dim, c.feature_matching,
                         c.beat_clock, self.rate, c.generator_average,
                         drift_filter=c.drift_filter, critic_views=c.critic_views,
-                        feature_weighting=c.feature_weighting, name="lstm_gan")
+                        feature_weighting=c.feature_weighting,
+                        moment_matching=c.moment_matching, name="lstm_gan")
         model.build((None, None, c.noise_dim + clock))
         self.compile(model)
         return model

@@ -67,6 +67,30 @@ def mel_density_weights(frame_length: int, rate: int) -> np.ndarray:
     return (density / density.mean()).astype("float32")
 
 
+def log_mel_frames(log_spectrum, bank):
+    """(batch, frames, bins) log magnitudes (LogSpectrum's) → (batch * frames, mels) natural
+    logs of mel-band power: the frame embedding of metrics.log_mel, from a spectrum already
+    taken; `bank` is metrics.mel_filterbank's transpose, (bins, mels)."""
+    mel = ops.log(ops.matmul(ops.exp(2.0 * log_spectrum), bank) + 1e-6)
+    return ops.reshape(mel, (-1, ops.shape(mel)[-1]))
+
+
+def frame_moments_distance(real, fake):
+    """How far two sets of frames (rows) are in their first two moments: the mean absolute
+    difference of their mean vectors plus that of their covariance matrices (the two parts
+    of a Fréchet distance between Gaussians fitted to them, in L1 form: no matrix square
+    root to differentiate). Unlike per-band statistics, the covariance also sees how bands
+    move together: a kick's low thump with its click, a bass line under the hats."""
+    def moments(frames):
+        mean = ops.mean(frames, axis=0)
+        centered = frames - mean
+        count = ops.cast(ops.shape(frames)[0], frames.dtype)
+        return mean, ops.matmul(ops.transpose(centered), centered) / (count - 1.0)
+
+    (mean_r, cov_r), (mean_f, cov_f) = moments(real), moments(fake)
+    return ops.mean(ops.abs(mean_r - mean_f)) + ops.mean(ops.abs(cov_r - cov_f))
+
+
 class ValidationDistance(keras.metrics.Metric):
     """The feature-matching distance over a whole validation pass: band statistics are
     summed over every batch and compared once, so the split's files all count alike (per
