@@ -172,7 +172,8 @@ class LSTMGAN(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
                                     for spectrum in (self.spectrum, self.fine_spectrum)
                                     for _ in range(3)]
         self.moment_matching = moment_matching
-        self.mel_bank = mel_filterbank(rate, 4 * frame_length, N_MELS).T.astype("float32")
+        if moment_matching:
+            self.mel_bank = mel_filterbank(rate, 4 * frame_length, N_MELS).T.astype("float32")
         known = {1: self.spectrum, 4: self.fine_spectrum}
         self.view_spectra = [known.get(k) or LogSpectrum(k * frame_length, name=f"view_{k}")
                              for k in self.critic_views]

@@ -53,8 +53,7 @@ def band_statistics(audio, spectra) -> list:
 def band_statistics_distance(real, fake, weights=None):
     """Mean absolute difference of band statistics, summed over statistics and halved;
     `weights` (one array of bands per statistic, mean 1) weighs the bands."""
-    if weights is None:
-        return sum(ops.mean(ops.abs(r - f)) for r, f in zip(real, fake)) / 2
+    weights = [1.0] * len(real) if weights is None else weights
     return sum(ops.mean(w * ops.abs(r - f)) for r, f, w in zip(real, fake, weights)) / 2
 
 
