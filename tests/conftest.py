@@ -137,3 +137,14 @@ def kill_after_epochs(proc, run: Path, epochs: int, timeout: float = 120) -> int
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return json.loads((run / "state.json").read_text())["epochs_done"]
+
+
+def onnx_decoder_output(capsys, folder, out, latents):
+    """`musicrgan export FOLDER --format onnx --out OUT`, then the exported decoder run by
+    onnxruntime on `latents`: (exit status, stderr, its output or None)."""
+    status, _, err = cli(capsys, "export", folder, "--format", "onnx", "--out", out)
+    if status != 0:
+        return status, err, None
+    import onnxruntime
+    session = onnxruntime.InferenceSession(str(Path(out) / "decoder.onnx"))
+    return status, err, session.run(None, {session.get_inputs()[0].name: latents})[0]

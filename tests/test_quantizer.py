@@ -79,3 +79,17 @@ def test_multiscale_spectral_distance_is_zero_for_the_same_audio_and_grows_with_
         x.shape).astype(np.float32))) for level in (0.0, 0.01, 0.1)]
     assert distances[0] == pytest.approx(0, abs=1e-5)
     assert 0 < distances[1] < distances[2]
+
+
+def test_spectral_convergence_adds_the_relative_level_error_at_every_scale():
+    """A copy at half the level: the convergence term adds |1 - 0.5| per scale (it is
+    relative: the same for a quiet and a loud signal), and nothing for the same audio."""
+    rng = np.random.default_rng(0)
+    scales = (256, 64)
+    for level in (0.05, 0.5):
+        x = (level * rng.standard_normal((2, 4096))).astype("float32")
+        half = (0.5 * x).astype("float32")
+        plain = float(multiscale_spectral_distance(x, half, scales))
+        both = float(multiscale_spectral_distance(x, half, scales, convergence=2.0))
+        assert both - plain == pytest.approx(2.0 * 0.5 * len(scales), rel=1e-3)
+        assert float(multiscale_spectral_distance(x, x, scales, convergence=2.0)) < 1e-3

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import (assert_refused, chord, cli, run_cli, start_cli, tiny_config, wait_until,
-                      write_wav)
+from conftest import (assert_refused, chord, cli, onnx_decoder_output, run_cli, start_cli,
+                      tiny_config, wait_until, write_wav)
 from musicrgan.modules.transformer import CachedSampler
 from musicrgan import evaluate
 from musicrgan.data import corpus_clips
@@ -326,3 +326,52 @@ def test_long_songs_are_decoded_and_encoded_in_pieces_without_seams(vqvae, techn
     expected = family.encode(model, audio[None])[0]
     assert cached.shape == expected.shape == (-(-audio.size // 16),)
     assert np.mean(cached == expected) > 0.999  # (a tie between two codes may round apart)
+
+
+def test_the_inverse_stft_head_gives_back_the_signal_whose_spectra_it_is_given():
+    """istft_decoder's last layer: log magnitudes and phases of a signal's short-time
+    spectra (frame t centred on sample t * hop) give the samples back inside the first and
+    last frame, as many as the frames ask for."""
+    from keras import ops
+    from musicrgan.modules.conv import InverseSTFT
+    hop, fft = 64, 256
+    audio = 0.3 * np.random.default_rng(0).standard_normal((2, 100 * hop)).astype("float32")
+    real, imag = (np.asarray(part)[:, :100] for part in ops.stft(audio, fft, hop, fft))
+    spectra = np.concatenate([np.log(np.hypot(real, imag) + 1e-12), np.arctan2(imag, real)], -1)
+    again = np.asarray(InverseSTFT(fft, hop)(spectra.astype("float32")))
+    assert again.shape == audio.shape
+    inner = slice(fft, -fft)
+    assert np.abs(again[:, inner] - audio[:, inner]).max() < 1e-4
+
+
+@pytest.mark.slow  # 25 s: the contract test trains, reloads and exports the default too
+@pytest.mark.parametrize("decoder", ["istft", "conv"])
+def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, techno, tmp_path,
+                                                                capsys):
+    """decoder: istft (the default, at the code rate) or conv (up to the sample rate):
+    each learns (the reconstruction falls), reloads, encodes, decodes and exports to ONNX,
+    its audio through the drift filter."""
+    folder = tmp_path / f"vq-{decoder}"
+    status, _, err = cli(capsys, "train", "new", folder, "--model", "vqvae", "--data", techno,
+                         "--config", tiny_config("vqvae"), "--epochs", "2",
+                         "--set", "steps_per_epoch=8", "--set", "seed=1",
+                         "--set", f"decoder={decoder}")
+    assert status == 0, err
+    history = read_history(folder)
+    assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
+    run = Run(folder)
+    model = run.model()
+    layers = [layer.name for layer in model.decoder.layers]
+    assert layers[-1] == "remove_drift"
+    assert ("inverse_stft" in layers) == (decoder == "istft")
+    audio = chord(0.5, 16000)[None, :4096]
+    codes = run.family.encode(model, audio)
+    assert codes.shape == (1, 4096 // 16)  # tiny config: strides 4, 4
+    assert run.family.reconstruct(model, audio).shape == audio.shape
+    status, err, exported = onnx_decoder_output(capsys, folder, tmp_path / "onnx", codes)
+    assert status == 0, err
+    np.testing.assert_allclose(exported, run.family.decode(model, codes), rtol=1e-3, atol=1e-4)
+
+    assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "vqvae", "--data",
+                       techno, "--set", "decoder=istft", "--set", "istft_fft=100"),
+                   "istft_fft must be a multiple of the downsampling (64)")

@@ -1,9 +1,13 @@
 """`vqvae` (TechnoGen's model, done right): a raw-audio VQ-VAE. A 1-D convolutional encoder
 with dilated residual units downsamples by the product of `strides` (64x by default: 250
 codes a second at 16 kHz), a vector quantizer with an EMA codebook and dead-code restarts
-(modules/quantizer.py) turns each step into one of `codes` codes, and a mirrored decoder
-turns codes back into audio. Loss: waveform L1 plus the multi-resolution log-STFT distance
-(weights by config), plus the commitment loss for the encoder.
+(modules/quantizer.py) turns each step into one of `codes` codes, and a decoder turns codes
+back into audio: by default Vocos's (residual units at the code rate, one short-time
+spectrum per code, an inverse STFT), or by config (`decoder: conv`) the encoder's mirror in
+transposed convolutions. Loss: waveform L1 plus the multi-resolution log-STFT distance and
+spectral convergence (weights by config), plus the commitment loss for the encoder. The
+decoder's audio is not bounded: peaks of reconstructions can pass full scale (writing a
+file clips them).
 
 It encodes and decodes (a `musicrgan.models.base.Encodes`); it does not generate by itself:
 a `code-prior` run on top of it (`--upstream`) learns its code sequences and generates
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..modules import replicas
-from ..modules.conv import decoder, encoder
+from ..modules.conv import decoder, encoder, istft_decoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
@@ -40,9 +44,19 @@ class VQVAEConfig(TrainConfig):
     decay: float = 0.99          # of the codebook's moving averages
     waveform_weight: float = 1.0
     spectral_weight: float = 1.0
+    # weight of the spectral convergence beside the log-spectral distance, per scale
+    # (modules.spectral.multiscale_spectral_distance): the log distance alone left the
+    # reconstructions 3-4 LU quiet (docs/compare.md, "vqvae at the code rate")
+    convergence_weight: float = 1.0
     # the decoder's audio less its DC and sub-audio drift (0: none); without it the decoder
     # learned a DC offset of 0.27 in 5 minutes (docs/compare.md, "DC")
     drift_filter: int = 512
+    # back to audio: "istft" (Vocos's head: every layer at the code rate, one
+    # `istft_fft`-point spectrum per code, an inverse STFT; modules/conv.istft_decoder) or
+    # "conv" (transposed convolutions up to the sample rate, the default before 2026-12-06:
+    # after 3 minutes its reconstructions were twice as far from the corpus: docs/compare.md)
+    decoder: str = "istft"
+    istft_fft: int = 256
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     batch_size: int = 8
@@ -59,6 +73,12 @@ class VQVAEConfig(TrainConfig):
                               f"({math.prod(self.strides)})")
         if self.drift_filter < 0:
             raise ConfigError(f"drift_filter must be >= 0, got {self.drift_filter}")
+        if self.decoder not in ("conv", "istft"):
+            raise ConfigError(f"decoder must be conv or istft, got {self.decoder!r}")
+        hop = math.prod(self.strides)
+        if self.decoder == "istft" and (self.istft_fft % hop or self.istft_fft < 2 * hop):
+            raise ConfigError(f"istft_fft must be a multiple of the downsampling ({hop}) and "
+                              f"at least twice it, got {self.istft_fft}")
         if not 0 < self.decay < 1:
             raise ConfigError(f"decay must be between 0 and 1, got {self.decay}")
 
@@ -68,17 +88,18 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
     """Encoder, quantizer and decoder with the VQ-VAE train step."""
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
-                "spectral_weight", "spectral_scales")
+                "spectral_weight", "spectral_scales", "convergence_weight")
 
     def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
                  waveform_weight=1.0, spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES,
-                 **kwargs):
+                 convergence_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.codes, self.latent_dim = codes, latent_dim
         self.commitment, self.decay = commitment, decay
         self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
         self.spectral_scales = tuple(spectral_scales)
+        self.convergence_weight = convergence_weight
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
         self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
@@ -96,7 +117,8 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         decoded = self.decoder(quantized, training=training)
         reconstruction = (self.waveform_weight * ops.mean(ops.abs(audio - decoded))
                           + self.spectral_weight * multiscale_spectral_distance(
-                              audio, decoded, self.spectral_scales))
+                              audio, decoded, self.spectral_scales,
+                              convergence=self.convergence_weight))
         commitment = self.quantizer.commitment(latents, indices)
         return reconstruction, commitment, latents, indices
 
@@ -142,11 +164,13 @@ class VQVAE(Encodes):
 
     def build(self):
         c = self.config
-        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
-                           decoder(c.channels, c.strides, c.latent_dim,
-                                   drift_filter=c.drift_filter),
+        back = (istft_decoder(c.channels, c.strides, c.latent_dim, c.istft_fft,
+                              drift_filter=c.drift_filter) if c.decoder == "istft"
+                else decoder(c.channels, c.strides, c.latent_dim, drift_filter=c.drift_filter))
+        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim), back,
                            c.codes, c.latent_dim, c.commitment, c.decay, c.waveform_weight,
-                           c.spectral_weight, c.spectral_scales, name="vqvae")
+                           c.spectral_weight, c.spectral_scales, c.convergence_weight,
+                           name="vqvae")
         model.build()
         self.compile(model)
         return model

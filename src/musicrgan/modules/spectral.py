@@ -115,10 +115,14 @@ class ValidationDistance(keras.metrics.Metric):
 SPECTRAL_SCALES = (2048, 1024, 512, 256, 128, 64)
 
 
-def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5):
+def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5, convergence=0.0):
     """sum over scales of mean | log(|STFT(x)| + eps) - log(|STFT(y)| + eps) |, for
     (batch, samples) audio: the reconstruction distance of DDSP and RAVE (Hann windows at
-    75 % overlap). Scales longer than the audio are left out."""
+    75 % overlap). Scales longer than the audio are left out. With `convergence`, that
+    weight of each scale's spectral convergence too, || |X| - |Y| || / || |X| || (Parallel
+    WaveGAN's): the log distance is an L1 in log magnitude, met by the median of what might
+    come, which a decoder unsure of it (when a hit falls, how loud) makes quieter than the
+    audio; the convergence, on linear magnitudes, asks for the energy."""
     total = 0.0
     for n in scales:
         if n > x.shape[-1]:
@@ -126,8 +130,12 @@ def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5):
         magnitudes = []
         for audio in (x, y):
             real, imag = ops.stft(audio, n, n // 4, n, window="hann", center=True)
-            magnitudes.append(ops.log(ops.sqrt(real * real + imag * imag + 1e-12) + eps))
-        total = total + ops.mean(ops.abs(magnitudes[0] - magnitudes[1]))
+            magnitudes.append(ops.sqrt(real * real + imag * imag + 1e-12))
+        total = total + ops.mean(ops.abs(ops.log(magnitudes[0] + eps)
+                                         - ops.log(magnitudes[1] + eps)))
+        if convergence:
+            total = total + convergence * (ops.sqrt(ops.sum((magnitudes[0] - magnitudes[1]) ** 2))
+                                           / ops.sqrt(ops.sum(magnitudes[0] ** 2) + 1e-12))
     return total
 
 
