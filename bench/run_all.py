@@ -81,6 +81,15 @@ BENCHES = [
      "process: parameters, seconds per training step through `fit` (batch 8 of 16384 "
      "samples), encoding and decoding 10 s at batch 1 (x real time), and ratios over the "
      "default. What each reconstructs after 3 training minutes: docs/hierarchical.md."),
+    ("vqvae_heads", "bench_vqvae_heads.py",
+     "vqvae's decoder: the default since 2026-12-06 (`decoder: istft`, Vocos's head: the "
+     "decoder's layers at the code rate, one 256-point spectrum per code, an inverse STFT; "
+     "spectral convergence in the loss) against the one before (`decoder: conv`, "
+     "transposed convolutions up to the samples), 64x, untrained, same process: "
+     "parameters, seconds per training "
+     "step through `fit` (batch 8 of 16384 samples), encoding and decoding 10 s at batch 1 "
+     "(x real time), and ratios over the one before. What each reconstructs: "
+     "docs/compare.md."),
     ("epochs", "bench_epochs.py",
      "Stalls between training epochs: wall seconds per epoch through `fit` (wave-vae's "
      "default config, untrained, many short epochs of 2 steps of batch 8 and 1 validation "
