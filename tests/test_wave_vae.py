@@ -144,6 +144,24 @@ def test_a_multi_band_wave_vae_trains_reloads_and_exports(techno, tmp_path, caps
                        "--data", techno, "--set", "bands=0"), "bands must be >= 1")
 
 
+@pytest.mark.slow  # 15 s: an option, not the default (vqvae's tests cover the decoder)
+def test_a_wave_vae_with_the_istft_decoder_learns_reloads_and_refuses_sub_bands(techno,
+                                                                                 tmp_path,
+                                                                                 capsys):
+    folder = tmp_path / "istft"
+    history = train_tiny(capsys, folder, techno, "decoder=istft", "istft_fft=64",
+                         "convergence_weight=1")
+    assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
+    run = Run(folder)
+    model = run.model()
+    assert "inverse_stft" in [layer.name for layer in model.decoder.layers]
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 4096)).astype("float32")
+    assert run.family.reconstruct(model, audio).shape == audio.shape
+    assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "wave-vae",
+                       "--data", techno, "--set", "decoder=istft", "--set", "bands=16",
+                       "--set", "strides=[2, 2, 2]"), "decoder: istft makes the samples")
+
+
 def _weights(path):
     import keras
     model = keras.saving.load_model(path, safe_mode=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..modules import replicas
-from ..modules.conv import decoder, encoder, istft_decoder
+from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
@@ -73,12 +73,9 @@ class VQVAEConfig(TrainConfig):
                               f"({math.prod(self.strides)})")
         if self.drift_filter < 0:
             raise ConfigError(f"drift_filter must be >= 0, got {self.drift_filter}")
-        if self.decoder not in ("conv", "istft"):
-            raise ConfigError(f"decoder must be conv or istft, got {self.decoder!r}")
-        hop = math.prod(self.strides)
-        if self.decoder == "istft" and (self.istft_fft % hop or self.istft_fft < 2 * hop):
-            raise ConfigError(f"istft_fft must be a multiple of the downsampling ({hop}) and "
-                              f"at least twice it, got {self.istft_fft}")
+        error = decoder_config_error(self.decoder, self.istft_fft, math.prod(self.strides))
+        if error:
+            raise ConfigError(error)
         if not 0 < self.decay < 1:
             raise ConfigError(f"decay must be between 0 and 1, got {self.decay}")
 
@@ -164,10 +161,9 @@ class VQVAE(Encodes):
 
     def build(self):
         c = self.config
-        back = (istft_decoder(c.channels, c.strides, c.latent_dim, c.istft_fft,
-                              drift_filter=c.drift_filter) if c.decoder == "istft"
-                else decoder(c.channels, c.strides, c.latent_dim, drift_filter=c.drift_filter))
-        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim), back,
+        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
+                           audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
+                                         c.istft_fft, drift_filter=c.drift_filter),
                            c.codes, c.latent_dim, c.commitment, c.decay, c.waveform_weight,
                            c.spectral_weight, c.spectral_scales, c.convergence_weight,
                            name="vqvae")

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..modules import discriminators, gaussian, replicas
-from ..modules.conv import decoder, encoder
+from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..modules.spectral import SPECTRAL_SCALES, multiscale_spectral_distance
 from . import register
 from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, MadeOfNetworks,
@@ -78,6 +78,14 @@ class WaveVAEConfig(TrainConfig):
     # this many samples; 0: none): trained on spectral distances alone, decoders learned DC
     # offsets up to 0.59, 97 % of their clips' power (docs/compare.md, "DC")
     drift_filter: int = 512
+    # back to audio: "conv" (transposed convolutions up to the samples) or "istft" (Vocos's
+    # head at the latent rate, one `istft_fft`-point spectrum per step: vqvae's default,
+    # modules/conv.istft_decoder; needs bands: 1)
+    decoder: str = "conv"
+    istft_fft: int = 512
+    # weight of the spectral convergence beside the log-spectral distance (vqvae's
+    # convergence_weight)
+    convergence_weight: float = 0.0
     # the adversarial phase
     discriminator: str = "multiscale"   # or "multiperiod"
     discriminator_channels: int = 16
@@ -100,6 +108,9 @@ class WaveVAEConfig(TrainConfig):
         if self.drift_filter < 0:
             raise ConfigError(f"drift_filter must be >= 0, got {self.drift_filter}")
         hop = self.bands * math.prod(self.strides)
+        error = decoder_config_error(self.decoder, self.istft_fft, hop, self.bands)
+        if error:
+            raise ConfigError(error)
         if self.window < hop:
             raise ConfigError(f"window ({self.window}) must be at least one latent step "
                               f"({hop} samples)")
@@ -121,14 +132,13 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
     NETWORKS = ("encoder", "decoder", "discriminator")
     SETTINGS = ("latent_dim", "regularizer", "kl_weight", "mmd_weight", "kernel",
                 "warmup_steps", "spectral_weight", "spectral_scales", "waveform_weight", "phase",
-                "judges",
-                "adversarial_weight", "feature_matching")
+                "judges", "adversarial_weight", "feature_matching", "convergence_weight")
 
     def __init__(self, encoder, decoder, discriminator=None, latent_dim=16, regularizer="kl",
                  kl_weight=0.1, mmd_weight=10.0, kernel="imq", warmup_steps=1000,
                  spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES, waveform_weight=0.0,
                  phase="autoencoder", judges=0, adversarial_weight=1.0, feature_matching=10.0,
-                 **kwargs):
+                 convergence_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.latent_dim, self.regularizer = latent_dim, regularizer
@@ -138,6 +148,7 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
         self.spectral_scales = tuple(spectral_scales)
         self.phase, self.judges = phase, judges
         self.adversarial_weight, self.feature_matching = adversarial_weight, feature_matching
+        self.convergence_weight = convergence_weight
         if phase == "adversarial":
             self.start_tracking(("loss", "reconstruction", "d_loss", "g_adversarial",
                                  "feature_matching"))
@@ -181,8 +192,8 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
         return h, mmd, self.mmd_weight
 
     def _reconstruction(self, audio, decoded):
-        distance = self.spectral_weight * multiscale_spectral_distance(audio, decoded,
-                                                                       self.spectral_scales)
+        distance = self.spectral_weight * multiscale_spectral_distance(
+            audio, decoded, self.spectral_scales, convergence=self.convergence_weight)
         if self.waveform_weight:
             distance = distance + self.waveform_weight * ops.mean(ops.abs(audio - decoded))
         return distance
@@ -281,8 +292,9 @@ class WaveVAE(Encodes, SamplesPrior):
         c = self.config
         outputs = 2 * c.latent_dim if c.regularizer == "kl" else c.latent_dim
         return self._assemble(encoder(c.channels, c.strides, outputs, bands=c.bands),
-                              decoder(c.channels, c.strides, c.latent_dim, bands=c.bands,
-                                      drift_filter=c.drift_filter))
+                              audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
+                                            c.istft_fft, bands=c.bands,
+                                            drift_filter=c.drift_filter))
 
     def _assemble(self, encoder_net, decoder_net, phase="autoencoder"):
         c = self.config
@@ -294,7 +306,7 @@ class WaveVAE(Encodes, SamplesPrior):
                              c.regularizer, c.kl_weight, c.mmd_weight, c.kernel,
                              c.warmup_steps, c.spectral_weight, c.spectral_scales,
                              c.waveform_weight, phase, judges, c.adversarial_weight,
-                             c.feature_matching, name="wave_vae")
+                             c.feature_matching, c.convergence_weight, name="wave_vae")
         model.build()
         self.compile(model)
         return model

@@ -155,3 +155,27 @@ def istft_decoder(channels: int, strides: list[int], latent_dim: int, fft: int,
     if drift_filter:
         audio = RemoveDrift(drift_filter, name="remove_drift")(audio)
     return keras.Model(latents, audio, name=name)
+
+
+DECODERS = ("conv", "istft")
+
+
+def decoder_config_error(kind: str, fft: int, hop: int, bands: int = 1) -> str | None:
+    """What is wrong with an autoencoder config's choice of decoder (`decoder`, its
+    `istft_fft`, the samples per latent step), or None."""
+    if kind not in DECODERS:
+        return f"decoder must be conv or istft, got {kind!r}"
+    if kind == "istft" and bands > 1:
+        return "decoder: istft makes the samples themselves: it needs bands: 1"
+    if kind == "istft" and (fft % hop or fft < 2 * hop):
+        return (f"istft_fft must be a multiple of the downsampling ({hop}) and at least "
+                f"twice it, got {fft}")
+    return None
+
+
+def audio_decoder(kind: str, channels: int, strides: list[int], latent_dim: int, fft: int,
+                  bands: int = 1, drift_filter: int = 0) -> keras.Model:
+    """An autoencoder's decoder by its config: `decoder` ("istft" or "conv")."""
+    if kind == "istft":
+        return istft_decoder(channels, strides, latent_dim, fft, drift_filter=drift_filter)
+    return decoder(channels, strides, latent_dim, bands=bands, drift_filter=drift_filter)
