@@ -4,7 +4,7 @@ decoder mirrors it with transposed convolutions. What vqvae and wave-vae are bui
 latent-vae over a trajectory's channels. With `bands` above 1 the networks work on a PQMF
 filter bank's sub-bands (modules/pqmf) instead of the samples, as RAVE's: every layer runs
 at 1/bands of the sample rate, and the downsampling is bands times the strides'.
-`istft_decoder` is the other way back to audio, as Vocos's (Siuzdenko et al. 2023): every
+`istft_decoder` is the other way back to audio, as Vocos's (Siuzdak 2023): every
 layer at the latent rate, the last predicting one short-time spectrum (log magnitude and
 phase) per latent step, an inverse STFT making the samples; no layer runs at the sample
 rate."""

@@ -120,9 +120,10 @@ def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5, converg
     (batch, samples) audio: the reconstruction distance of DDSP and RAVE (Hann windows at
     75 % overlap). Scales longer than the audio are left out. With `convergence`, that
     weight of each scale's spectral convergence too, || |X| - |Y| || / || |X| || (Parallel
-    WaveGAN's): the log distance is an L1 in log magnitude, met by the median of what might
-    come, which a decoder unsure of it (when a hit falls, how loud) makes quieter than the
-    audio; the convergence, on linear magnitudes, asks for the energy."""
+    WaveGAN's). With the log distance alone vqvae's reconstructions came out 3-4 LU quiet
+    (docs/compare.md, "vqvae at the code rate"), likely because an L1 in log magnitude is
+    met by the median of what might come where the decoder is unsure of it (when a hit
+    falls, how loud); the convergence, on linear magnitudes, asks for the energy."""
     total = 0.0
     for n in scales:
         if n > x.shape[-1]:
