@@ -11,6 +11,8 @@ rate."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import import_tensorflow
@@ -141,9 +143,7 @@ def istft_decoder(channels: int, strides: list[int], latent_dim: int, fft: int,
     """(batch, steps, latent_dim) → (batch, steps * prod(strides)) audio: as many dilated
     residual blocks as `decoder` has, all at the latent rate and the width `decoder` has
     there, then one `fft`-point spectrum per step (hop: the product of the strides)."""
-    hop, width = 1, _widths(channels, strides, cap)[-1]
-    for stride in strides:
-        hop *= stride
+    hop, width = math.prod(strides), _widths(channels, strides, cap)[-1]
     latents = keras.Input((None, latent_dim), name="latents")
     h = layers.Conv1D(width, 7, padding="same", name="dec_in")(latents)
     for i in range(len(strides)):
