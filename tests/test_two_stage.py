@@ -42,7 +42,8 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     trained on it (one with the beat clock: check_the_clock), songs generated and primed."""
     status, _, err = prior(capsys, tmp_path / "p1", vqvae)
     assert status == 0, err
-    assert "encoding 6 corpus files" in err  # the corpus, encoded once
+    # the corpus, encoded once: 3 test files, 3 train files at 4 offsets (shifted_views)
+    assert "encoding 15 corpus files" in err
     recorded = yaml.safe_load((tmp_path / "p1" / "config.yaml").read_text())
     assert recorded["data"] == str(techno.resolve())  # the upstream's corpus by default
     upstream = recorded["upstream"]
@@ -153,6 +154,11 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     grid = grid_at(source.grids[0], 0.0)
     np.testing.assert_allclose(beats, [grid.bpm, grid.beat_at(0.0)], atol=1e-4)
     np.testing.assert_allclose(later, [grid.bpm, grid.beat_at(16 * hop / 8000)], atol=1e-4)
+    # a shifted view's windows start later in the file by its offset (a quarter of a code)
+    shifted = LatentSource(cache, "train", 16, (techno, hop, 8000), offsets=(hop // 4,))
+    _, beats = next(shifted.sequential_windows())
+    assert source.grids[0] == shifted.grids[0]
+    np.testing.assert_allclose(beats, [grid.bpm, grid.beat_at(hop / 4 / 8000)], atol=1e-4)
 
     tokens = np.concatenate([[run.family.start_token], codes[:-1]])[None].astype(np.int32)
     beats = np.array([[127.0, 1.3]], np.float32)
@@ -164,6 +170,8 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
         np.testing.assert_allclose(np.asarray(logits)[0], whole[position], atol=1e-4)
     elsewhere = np.asarray(model([tokens, beats + [[0.0, 0.5]]]))[0]
     assert np.abs(elsewhere - whole).max() > 1e-3   # half a beat later: other predictions
+    # dropout (the default's 0.1) in training only: the sampling step above has none
+    assert np.abs(np.asarray(model([tokens, beats], training=True))[0] - whole).max() > 1e-3
 
     # primed songs at the tempo asked (--bpm wins over a prime's own)
     prime = write_wav(tmp_path / "clocked.wav", sf.read(wavs[0])[0][:8000], 8000)
@@ -189,6 +197,9 @@ def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
     # the clock is the Transformer's
     assert_refused(prior(capsys, tmp_path / "lstm", vqvae, "--set", "clock=true", "--set",
                          "architecture=lstm"), "clock: true needs architecture")
+    assert_refused(prior(capsys, tmp_path / "d", vqvae, "--set", "dropout=1"), "dropout")
+    assert_refused(prior(capsys, tmp_path / "v", vqvae, "--set", "shifted_views=0"),
+                   "shifted_views")
     # and a second stage needs an upstream whose latents it can learn
     assert_refused(cli(capsys, "train", "new", tmp_path / "x", "--model", "code-prior",
                        "--data", vqvae.parent), "upstream")
@@ -209,14 +220,14 @@ def test_kill_minus_nine_while_caching_then_training_resumes(vqvae, tmp_path):
     wait_until(lambda: len(list(upstream.rglob("*.npy"))) >= 2)
     proc.kill(), proc.wait()
     kept = {p: p.stat().st_mtime_ns for p in upstream.rglob("*.npy")}
-    assert 2 <= len(kept) < 6 and not list(upstream.rglob("complete.json"))
+    assert 2 <= len(kept) < 15 and not list(upstream.rglob("complete.json"))
     assert not (tmp_path / "p" / "config.yaml").exists()
     again = run_cli("train", "new", tmp_path / "p", "--model", "code-prior", "--upstream",
                     upstream, "--config", tiny_config("code-prior"), "--epochs", "1")
     assert again.returncode == 0, again.stderr
-    assert f"encoding {6 - len(kept)} corpus files" in again.stderr
+    assert f"encoding {15 - len(kept)} corpus files" in again.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # not encoded twice
-    assert len(list(upstream.rglob("*.npy"))) == 6 and not list(upstream.rglob(".*.tmp"))
+    assert len(list(upstream.rglob("*.npy"))) == 15 and not list(upstream.rglob(".*.tmp"))
 
     # kill -9 while the prior trains, then continue: every epoch once
     proc = subprocess.Popen([sys.executable, "-m", "musicrgan", "train", "continue",
@@ -326,6 +337,21 @@ def test_long_songs_are_decoded_and_encoded_in_pieces_without_seams(vqvae, techn
     expected = family.encode(model, audio[None])[0]
     assert cached.shape == expected.shape == (-(-audio.size // 16),)
     assert np.mean(cached == expected) > 0.999  # (a tie between two codes may round apart)
+
+    # shifted views added to a cache: only the missing ones encoded, each the encoding of
+    # the file from its offset on, in pieces as the rest
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npy")}
+    assert latents.build_cache(run, str(corpus), fingerprint, views=2) == cache
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    added = sorted(set(cache.rglob("*.npy")) - set(before))
+    assert [p.name for p in added] == [f"{name}@8.npy"]   # hop 16: offsets 0 and 8
+    expected = family.encode(model, audio[None, 8:])[0]
+    shifted = np.load(added[0])
+    assert shifted.shape == expected.shape and np.mean(shifted == expected) > 0.999
+    assert np.mean(shifted == cached[:shifted.size]) < 0.9   # another sequence of codes
+    assert json.loads((cache / "complete.json").read_text())["offsets"] == [0, 8]
+    assert latents.build_cache(run, str(corpus), fingerprint, views=1) == cache
+    assert json.loads((cache / "complete.json").read_text())["offsets"] == [0, 8]
 
 
 def test_the_inverse_stft_head_gives_back_the_signal_whose_spectra_it_is_given():

@@ -4,7 +4,15 @@ stages trained on it (`train new RUN --upstream UPSTREAM`).
     UPSTREAM/latents/<checkpoint fingerprint>-<corpus key>/
         train/<file>.npy, test/<file>.npy   the codes (or continuous latents, or posterior
                                             means and log variances) of each corpus file
-        complete.json                       the corpus it encodes, written last
+        train/<file>@<offset>.npy           shifted views: the file encoded from `offset`
+                                            samples in (a fraction of a latent step)
+        complete.json                       the corpus and offsets it encodes, written last
+
+Shifted views are data augmentation for a second stage trained on a small corpus: an
+encoder that downsamples is not shift-invariant, so the same music encoded a fraction of a
+latent step later gives another latent sequence that its decoder turns into the same
+sound. A run with `shifted_views: V` trains on the train split at offsets k * hop / V
+(k < V); validation stays on the test split at offset 0.
 
 The fingerprint is a hash of the checkpoint file: another checkpoint (the upstream trained
 on) gets a cache of its own, and runs on the same checkpoint and corpus share one. The
@@ -54,41 +62,70 @@ def _corpus_listing(data: str) -> dict:
                     for f in corpus_files(data, split)} for split in ("train", "test")}
 
 
-def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None) -> Path:
+def view_offsets(hop: int, views: int) -> list[int]:
+    """The sample offsets of `views` shifted views of a file encoded with latent hop `hop`
+    (0 first: the file as it is)."""
+    return sorted({k * hop // views for k in range(max(1, views))})
+
+
+def cache_file(folder: Path, split: str, name: str, offset: int = 0) -> Path:
+    return folder / split / (f"{name}.npy" if offset == 0 else f"{name}@{offset}.npy")
+
+
+def _file_offset(path: Path) -> tuple[str, int]:
+    """(corpus file name, offset) of a cache file's name without .npy."""
+    name, at, offset = path.name[:-len(".npy")].rpartition("@")
+    if not (at and offset.isdigit()):  # the file as it is (whose name may hold an @)
+        return str(path.with_suffix("")), 0
+    return str(path.with_name(name)), int(offset)
+
+
+def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None,
+                views: int = 1) -> Path:
     """The cache of `data` encoded by the upstream run's best checkpoint (whose fingerprint
-    the caller has checked), built now where it is missing or incomplete."""
+    the caller has checked), with `views` shifted views of the train split, built now where
+    it is missing or incomplete."""
     folder = cache_folder(upstream, checkpoint_fingerprint, data)
+    family = upstream.family
+    hop = family.latent_hop()
+    offsets = view_offsets(hop, views)
     listing = {"data": str(data), "files": _corpus_listing(data)}
     complete = folder / COMPLETE
     if complete.is_file():
         try:
-            if json.loads(complete.read_text()) == listing:
+            done = json.loads(complete.read_text())
+            if ({k: done.get(k) for k in listing} == listing
+                    and set(offsets) <= set(done.get("offsets", [0]))):
                 return folder
-        except ValueError:
+            offsets = sorted(set(offsets) | set(done.get("offsets", [0])))
+        except (ValueError, AttributeError, TypeError):
             pass  # a damaged marker: check the files again below
     folder.mkdir(parents=True, exist_ok=True)
-    family, model = upstream.family, upstream.model("best")
-    hop = family.latent_hop()
+    model = upstream.model("best")
     chunk = max(1, int(CHUNK_SECONDS * family.rate) // hop) * hop
-    todo = [(split, name, frames) for split, files in listing["files"].items()
+    todo = [(split, name, frames, offset) for split, files in listing["files"].items()
             for name, frames in files.items()
-            if not (folder / split / f"{name}.npy").is_file()]
+            for offset in (offsets if split == "train" else [0])
+            if offset == 0 or frames - offset >= hop
+            if not cache_file(folder, split, name, offset).is_file()]
     with folder_lock(folder, "encoding into"):
         for leftover in folder.rglob(".*.tmp"):
             leftover.unlink(missing_ok=True)
         if todo:
+            views = f", the train split at {len(offsets)} offsets" if len(offsets) > 1 else ""
             log.info(f"encoding {len(todo)} corpus files with {upstream.path} into "
-                     f"{folder} (once for this checkpoint and corpus)")
-        for done, (split, name, frames) in enumerate(todo, 1):
+                     f"{folder} (once for this checkpoint and corpus{views})")
+        for done, (split, name, frames, offset) in enumerate(todo, 1):
             source = str(Path(data) / split / name)
             # each piece encoded with its neighbours' samples around it, so that the
             # latents at its ends are those of the whole file
             codes = []
-            for start, end, first, last in pieces(-(-frames // hop), chunk // hop):
+            for start, end, first, last in pieces(-(-(frames - offset) // hop), chunk // hop):
+                begin, stop = offset + first * hop, min(frames, offset + last * hop)
                 context = family.cache_latents(model, read_window(
-                    source, first * hop, min(frames, last * hop) - first * hop)[None])[0]
+                    source, begin, stop - begin)[None])[0]
                 codes.append(context[start - first:end - first])
-            target = folder / split / f"{name}.npy"
+            target = cache_file(folder, split, name, offset)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = temporary_file(target, target.name)
             codes = np.concatenate(codes)
@@ -99,22 +136,24 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None)
             os.replace(tmp, target)
             if progress:
                 progress(done, len(todo))
-        atomic_write_text(complete, json.dumps(listing))
+        atomic_write_text(complete, json.dumps(listing | {"offsets": offsets}))
     return folder
 
 
 class LatentSource:
     """Windows of `length` steps from one split of a cache (memory-mapped files): (length,)
-    int32 codes, or (length, channels) float32 for continuous latents. With `beats`
-    (corpus, hop, rate): the corpus the cache encodes and the audio samples per latent
-    step at `rate`, each window comes with its beat grid (data.WindowSource's (tempo in
-    BPM, beat position at its first step's start))."""
+    int32 codes, or (length, channels) float32 for continuous latents; of the views at
+    `offsets` (samples; the file as it is: 0). With `beats` (corpus, hop, rate): the corpus
+    the cache encodes and the audio samples per latent step at `rate`, each window comes
+    with its beat grid (data.WindowSource's (tempo in BPM, beat position at its first
+    step's start))."""
 
     def __init__(self, folder: Path, split: str, length: int,
                  beats: tuple[str | Path, int, int] | None = None,
-                 shard: tuple[int, int] | None = None):
+                 shard: tuple[int, int] | None = None, offsets=(0,)):
         self.length = int(length)
-        paths = sorted((Path(folder) / split).rglob("*.npy"))
+        paths = [p for p in sorted((Path(folder) / split).rglob("*.npy"))
+                 if _file_offset(p)[1] in offsets]
         if shard is not None:  # one worker's files (data.files_of_shard)
             paths = files_of_shard(paths, shard, Path(folder) / split)
         arrays = [np.load(p, mmap_mode="r") for p in paths]
@@ -126,10 +165,14 @@ class LatentSource:
         if beats is not None and kept:
             corpus, hop, rate = beats
             self.seconds_per_step = hop / rate
-            # the cache mirrors the corpus: SPLIT/NAME.wav.npy encodes CORPUS/SPLIT/NAME.wav
-            self.grids = corpus_grids(corpus, [
-                str(Path(corpus) / split / p.relative_to(Path(folder) / split).with_suffix(""))
-                for p, _ in kept])
+            # the cache mirrors the corpus: SPLIT/NAME.wav[@OFFSET].npy encodes
+            # CORPUS/SPLIT/NAME.wav (from OFFSET samples in)
+            sources = [_file_offset(p.relative_to(Path(folder) / split)) for p, _ in kept]
+            names = sorted({name for name, _ in sources})   # each file once, whatever its views
+            grids = dict(zip(names, corpus_grids(corpus, [str(Path(corpus) / split / name)
+                                                          for name in names])))
+            self.grids = [grids[name] for name, _ in sources]
+            self.start_seconds = [offset / rate for _, offset in sources]
         if not self.arrays:
             longest = max((a.shape[0] for a in arrays), default=0)
             raise CorpusError(f"no file in the {split} split of the latent cache {folder} is "
@@ -145,7 +188,7 @@ class LatentSource:
         window = np.asarray(self.arrays[i][start:start + self.length], self.dtype)
         if self.grids is None:
             return window
-        seconds = start * self.seconds_per_step
+        seconds = self.start_seconds[i] + start * self.seconds_per_step
         grid = grid_at(self.grids[i], seconds)
         return window, np.array([grid.bpm, grid.beat_at(seconds)], np.float32)
 
@@ -171,12 +214,12 @@ class LatentSource:
 def latent_dataset(folder: Path, split: str, length: int, batch_size: int, *,
                    training: bool = True, steps: int | None = None, seed: int | None = None,
                    beats: tuple[str | Path, int, int] | None = None, first_pass: int = 0,
-                   shard: tuple[int, int] | None = None):
+                   shard: tuple[int, int] | None = None, offsets=(0,)):
     """Batches (batch_size, length) int32 of codes, or (batch_size, length, channels)
-    float32 latents, as data.window_dataset gives audio; with `beats` (LatentSource), of
-    (latents, (batch_size, 2) [tempo, beat position at the first step's start]); with
-    `shard`, of one worker's files."""
-    source = LatentSource(folder, split, length, beats, shard)
+    float32 latents, as data.window_dataset gives audio, of the views at `offsets`; with
+    `beats` (LatentSource), of (latents, (batch_size, 2) [tempo, beat position at the first
+    step's start]); with `shard`, of one worker's files."""
+    source = LatentSource(folder, split, length, beats, shard, offsets)
     n_batches = (steps or max(1, source.count_distinct() // batch_size)) if training else None
     return batched(generated(source, source.signature(), batch_size, n_batches, seed,
                              first_pass, sequential_batches=None if training else steps),

@@ -396,7 +396,8 @@ class Run:
             run_config["upstream"] = {"run": str(first.path.resolve()),
                                       "checkpoint": checkpoint.name,
                                       "fingerprint": fingerprint(checkpoint)}
-            cache = build_cache(first, run_config["data"], run_config["upstream"]["fingerprint"])
+            cache = build_cache(first, run_config["data"], run_config["upstream"]["fingerprint"],
+                                views=family.config.shifted_views)
             family.attach(first.family, first.model("best"))
         _datasets(family, run_config["data"], 0, cache)
         writable_folder(path, "run folder")
@@ -467,7 +468,8 @@ class Run:
         if upstream is None:
             return None
         from .latents import build_cache
-        return build_cache(upstream, self.data, self.config["upstream"]["fingerprint"])
+        return build_cache(upstream, self.data, self.config["upstream"]["fingerprint"],
+                           views=self.family.config.shifted_views)
 
     def model(self, which: str = "best"):
         """The checkpoint's model, loaded once and kept while its file is unchanged (for a
@@ -552,8 +554,14 @@ def _datasets(family, data: str, epochs_done: int, cache: Path | None = None, de
 def _distinct_windows(family, data: str, cache: Path | None) -> int:
     if cache is not None:
         from .latents import LatentSource
-        return LatentSource(cache, "train", family.window()).count_distinct()
+        return LatentSource(cache, "train", family.window(),
+                            offsets=_view_offsets(family)).count_distinct()
     return WindowSource(data, "train", family.window()).count_distinct()
+
+
+def _view_offsets(family) -> list[int]:
+    from .latents import view_offsets
+    return view_offsets(family.upstream_family.latent_hop(), family.config.shifted_views)
 
 
 def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, batch: int, *,
@@ -571,7 +579,8 @@ def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, bat
         if family.uses_beats:
             beats = (data, family.upstream_family.latent_hop(), family.upstream_family.rate)
         train_ds = latent_dataset(cache, "train", family.window(), batch, steps=steps,
-                                  seed=seed, beats=beats, first_pass=first_pass, shard=shard)
+                                  seed=seed, beats=beats, first_pass=first_pass, shard=shard,
+                                  offsets=_view_offsets(family))
         try:
             val_ds = latent_dataset(cache, "test", family.window(), batch, training=False,
                                     steps=c.validation_steps, beats=beats)

@@ -61,6 +61,19 @@ class TrainConfig:
             raise ConfigError("batch_size and steps_per_epoch must be >= 1, learning_rate > 0")
 
 
+@dataclass
+class LatentsConfig(TrainConfig):
+    """Settings of a second stage (OnLatents)."""
+    # the upstream's encodings of the train split it trains on: the files as they are and
+    # shifted by k/V of a latent step, k < V (latents.py: augmentation for small corpora)
+    shifted_views: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        if self.shifted_views < 1:
+            raise ConfigError(f"shifted_views must be >= 1, got {self.shifted_views}")
+
+
 def check_whole_numbers(name: str, values) -> None:
     """ConfigError unless `values` is a non-empty list of whole numbers >= 1 (strides,
     periods)."""

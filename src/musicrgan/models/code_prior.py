@@ -30,19 +30,21 @@ from ..modules.transformer import CachedSampler, causal_transformer, step_model
 from ..beats import MAX_BPM, MIN_BPM, find_grid
 from ..modules.beat_clock import draw_corpus_tempos
 from . import register
-from .base import ConfigError, ContinuesAudio, Control, OnLatents, TrainConfig, tf
+from .base import ConfigError, ContinuesAudio, Control, LatentsConfig, OnLatents, tf
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 
 @dataclass
-class CodePriorConfig(TrainConfig):
+class CodePriorConfig(LatentsConfig):
     architecture: str = "transformer"   # or "lstm"
     context: int = 256           # codes per training window (and the Transformer's span)
     width: int = 128             # model width (LSTM: units)
     blocks: int = 2              # Transformer blocks (LSTM: layers)
     heads: int = 4
+    dropout: float = 0.1         # the Transformer's dropout rate in training (as GPT-2)
+    shifted_views: int = 4       # four encodings of each training file (docs/compare.md)
     top_k: int = 0               # what the top_k control defaults to (0: every code)
     # the Transformer hears the beat clock at each code (as lstm-gan's networks do), from
     # the corpus's beat grids; generate then takes --bpm
@@ -62,6 +64,8 @@ class CodePriorConfig(TrainConfig):
         if self.width % self.heads:
             raise ConfigError(f"width ({self.width}) must be a multiple of heads "
                               f"({self.heads})")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @register
@@ -135,7 +139,7 @@ class CodePrior(OnLatents, ContinuesAudio):
         if c.architecture == "transformer":
             clock = (self.upstream_family.latent_hop(), self.rate) if c.clock else None
             model = causal_transformer(vocabulary, c.context, c.width, c.blocks, c.heads,
-                                       name="code_prior", clock=clock)
+                                       name="code_prior", clock=clock, dropout=c.dropout)
         else:
             tokens = keras.Input((None,), dtype="int32", name="tokens")
             h = keras.layers.Embedding(vocabulary, c.width, name="embed")(tokens)

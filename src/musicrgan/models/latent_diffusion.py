@@ -26,7 +26,7 @@ from ..modules import replicas
 from ..modules.conv import residual_unit
 from . import register
 from .base import (ConfigError, Control, Generates, MadeOfNetworks, OnLatents, RunningMeans,
-                   TrainConfig, tf)
+                   LatentsConfig, tf)
 
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
@@ -35,7 +35,7 @@ EMBEDDING = 64   # sinusoidal features of the noise level
 
 
 @dataclass
-class LatentDiffusionConfig(TrainConfig):
+class LatentDiffusionConfig(LatentsConfig):
     window: int = 128            # upstream latent steps per training example (1 s through
     #                              a 128x wave-vae at 16 kHz)
     channels: int = 128          # the denoiser's width

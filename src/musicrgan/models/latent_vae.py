@@ -31,7 +31,7 @@ import numpy as np
 from ..modules import gaussian, replicas
 from ..modules.conv import decoder, encoder
 from . import register
-from .base import (ConfigError, Encodes, OnLatents, RunningMeans, SamplesPrior, TrainConfig,
+from .base import (ConfigError, Encodes, OnLatents, RunningMeans, SamplesPrior, LatentsConfig,
                    MadeOfNetworks, check_whole_numbers, tf)
 
 import keras  # noqa: E402
@@ -44,7 +44,7 @@ MIN_LOG_VAR = -6.0
 
 
 @dataclass
-class LatentVAEConfig(TrainConfig):
+class LatentVAEConfig(LatentsConfig):
     window: int = 256            # upstream latent steps per training example
     strides: list = field(default_factory=lambda: [4, 4, 4, 4])   # compression: their product
     channels: int = 128          # of the first convolutions; doubling per downsampling, to 256

@@ -50,13 +50,16 @@ class TokenAndPosition(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="musicrgan")
 class CausalBlock(keras.layers.Layer):
-    """x + attention(norm(x)) over earlier positions, then x + MLP(norm(x))."""
+    """x + attention(norm(x)) over earlier positions, then x + MLP(norm(x)); in training,
+    each branch's output is dropped out at rate `dropout` (GPT-2's residual dropout)."""
 
-    def __init__(self, width: int, heads: int, **kwargs):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if width % heads:
             raise ValueError(f"width {width} is not a multiple of heads {heads}")
         self.width, self.heads, self.depth = width, heads, width // heads
+        self.dropout = float(dropout)
+        self.drop = layers.Dropout(self.dropout, name="drop")
         self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
         self.qkv = layers.Dense(3 * width, name="qkv")
         self.mix = layers.Dense(width, name="mix")
@@ -77,12 +80,13 @@ class CausalBlock(keras.layers.Layer):
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         return ops.transpose(ops.reshape(x, (b, t, self.heads, self.depth)), (0, 2, 1, 3))
 
-    def _mlp(self, x):
+    def _mlp(self, x, training=None):
         # exact GELU written with erf: TensorFlow's own uses erfc, which ONNX lacks
         h = self.up(self.norm2(x))
-        return x + self.down(0.5 * h * (1.0 + ops.erf(h / math.sqrt(2.0))))
+        return x + self.drop(self.down(0.5 * h * (1.0 + ops.erf(h / math.sqrt(2.0)))),
+                             training=training)
 
-    def call(self, x):
+    def call(self, x, training=None):
         q, k, v = ops.split(self.qkv(self.norm1(x)), 3, axis=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.depth)
@@ -92,7 +96,7 @@ class CausalBlock(keras.layers.Layer):
         attended = ops.matmul(ops.softmax(scores, axis=-1), v)
         b = ops.shape(x)[0]
         attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (b, steps, self.width))
-        return self._mlp(x + self.mix(attended))
+        return self._mlp(x + self.drop(self.mix(attended), training=training), training)
 
     def step(self, x, keys, values, position):
         """One position (one for all rows, or one per row): x (batch, width); keys and values
@@ -111,13 +115,15 @@ class CausalBlock(keras.layers.Layer):
         return self._mlp(x + self.mix(ops.reshape(attended, (b, self.width)))), keys, values
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "heads": self.heads}
+        return {**super().get_config(), "width": self.width, "heads": self.heads,
+                "dropout": self.dropout}
 
 
 def causal_transformer(vocabulary: int, context: int, width: int, blocks: int, heads: int,
-                       name: str = "transformer", clock: tuple[int, int] | None = None
-                       ) -> keras.Model:
-    """(batch, steps <= context) tokens → (batch, steps, vocabulary) next-token logits.
+                       name: str = "transformer", clock: tuple[int, int] | None = None,
+                       dropout: float = 0.0) -> keras.Model:
+    """(batch, steps <= context) tokens → (batch, steps, vocabulary) next-token logits,
+    with dropout at rate `dropout` on the embeddings and each block's branches in training.
     With `clock` (hop, rate): the model also takes beats (batch, 2) [tempo, beat position
     where the first token's step starts] and hears the beat clock at each step
     (beat_clock.ClockEmbedding, layer "clock")."""
@@ -128,8 +134,9 @@ def causal_transformer(vocabulary: int, context: int, width: int, blocks: int, h
         beats = keras.Input((2,), name="beats")
         inputs = [tokens, beats]
         h = h + ClockEmbedding(*clock, width, name="clock")(tokens, beats)
+    h = layers.Dropout(dropout, name="embed_drop")(h)
     for i in range(blocks):
-        h = CausalBlock(width, heads, name=f"block_{i}")(h)
+        h = CausalBlock(width, heads, dropout, name=f"block_{i}")(h)
     h = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(h)
     logits = layers.Dense(vocabulary, name="logits")(h)
     return keras.Model(inputs, logits, name=name)
