@@ -45,6 +45,21 @@ def test_write_wav_is_16_bit_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 
 
+def test_peaks_over_full_scale_are_limited_not_clipped(tmp_path):
+    """An unbounded decoder's output (the vqvae's peaks reach 1.5): written with the peaks
+    brought down smoothly, not flat-topped, and the rest of the file as it was."""
+    x = chord(1.0, 8000, amp=0.5)
+    x[4000:4040] *= 3.0   # 5 ms of a hit over full scale
+    audio.write_wav(tmp_path / "loud.wav", x, 8000)
+    written = sf.read(tmp_path / "loud.wav", dtype="float32")[0]
+    flat = np.abs(written) >= 32766 / 32768
+    assert np.abs(written).max() > 0.99 and flat.sum() <= 2   # one sample a peak, no plateau
+    reach = int(2 * audio.LIMITER_SECONDS * 8000)
+    np.testing.assert_allclose(written[:4000 - reach], x[:4000 - reach], atol=1 / 32768)
+    np.testing.assert_allclose(written[4040 + reach:], x[4040 + reach:], atol=1 / 32768)
+    assert np.corrcoef(written[4000:4040], x[4000:4040])[0, 1] > 0.95   # the hit's shape
+
+
 @pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"hello world\n" * 50, "ffmpeg")])
 def test_undecodable_files_raise_audio_error(tmp_path, content, reason):
     path = tmp_path / "bad.mp3"

@@ -8,6 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from musicrgan import mastering, metrics
+from musicrgan.audio import LIMITER_SECONDS, limit_peaks
 
 RATE = 16000
 
@@ -37,12 +38,12 @@ def test_match_loudness_reaches_the_target_with_peaks_under_the_ceiling():
 def test_the_limiter_leaves_audio_under_the_ceiling_alone():
     x = hits(level=0.1)
     assert np.abs(x).max() < mastering.CEILING
-    np.testing.assert_array_equal(mastering.limit_peaks(x, RATE), x)
+    np.testing.assert_array_equal(limit_peaks(x, RATE, mastering.CEILING), x)
     loud = 3 * x
-    limited = mastering.limit_peaks(loud, RATE)
+    limited = limit_peaks(loud, RATE, mastering.CEILING)
     assert np.abs(limited).max() <= mastering.CEILING + 1e-6
     # away from the clicks (more than the limiter's reach) the audio is untouched
-    reach = int(2 * mastering.LIMITER_SECONDS * RATE)
+    reach = int(2 * LIMITER_SECONDS * RATE)
     np.testing.assert_allclose(limited[reach:RATE // 2 - reach],
                                loud[reach:RATE // 2 - reach], rtol=1e-6)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif",
                     ".aiff", ".wma", ".webm", ".mp4"}
@@ -140,8 +141,27 @@ def _check_file(path) -> Path:
     return path
 
 
+FULL_SCALE = 32767 / 32768       # the largest 16-bit sample
+LIMITER_SECONDS = 0.005          # the limiter's gain moves over 5 ms around a peak
+
+
+def limit_peaks(x: np.ndarray, rate: int, ceiling: float = FULL_SCALE) -> np.ndarray:
+    """Peaks above `ceiling` brought down to it, the gain reduction spread smoothly over
+    LIMITER_SECONDS either side (no clipping, no clicks). The gain near each peak is the
+    minimum needed within the window, then averaged over at most the same radius, so it
+    never rises above what any peak needs."""
+    need = np.minimum(1.0, ceiling / np.maximum(np.abs(x), 1e-12))
+    if need.min() >= 1.0:
+        return x
+    radius = max(1, int(LIMITER_SECONDS * rate))
+    gain = uniform_filter1d(minimum_filter1d(need, 2 * radius + 1), radius + 1)
+    return (x * np.minimum(gain, need)).astype(np.float32)
+
+
 def _write_pcm16(target, audio: np.ndarray, rate: int) -> None:
-    sf.write(str(target), np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), rate,
+    # a model's peaks above full scale (an unbounded decoder's, a decoded mp3's overs) are
+    # limited, not clipped: a clipped peak is a flat top, heard as a crackle
+    sf.write(str(target), limit_peaks(np.asarray(audio, dtype=np.float32), rate), rate,
              subtype="PCM_16", format="WAV")
 
 

@@ -11,30 +11,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from . import metrics
-from .audio import atomic_write_text
+from .audio import atomic_write_text, limit_peaks
 
 CEILING = 10 ** (-1.0 / 20)     # peaks at most -1 dBFS
-LIMITER_SECONDS = 0.005         # the limiter's gain moves over 5 ms around a peak
 CORPUS_LOUDNESS = "corpus_loudness.json"
 # how the cached corpus loudness was measured: a value from clips at the start of each file
 # (before "spread", intros: 7 LU too quiet on the orchestral set) is measured again
 CLIPS = "spread"
-
-
-def limit_peaks(x: np.ndarray, rate: int, ceiling: float = CEILING) -> np.ndarray:
-    """Peaks above `ceiling` brought down to it, the gain reduction spread smoothly over
-    LIMITER_SECONDS either side (no clipping, no clicks). The gain near each peak is the
-    minimum needed within the window, then averaged over at most the same radius, so it
-    never rises above what any peak needs."""
-    need = np.minimum(1.0, ceiling / np.maximum(np.abs(x), 1e-12))
-    if need.min() >= 1.0:
-        return x
-    radius = max(1, int(LIMITER_SECONDS * rate))
-    gain = uniform_filter1d(minimum_filter1d(need, 2 * radius + 1), radius + 1)
-    return (x * np.minimum(gain, need)).astype(np.float32)
 
 
 def match_loudness(x: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
@@ -46,7 +31,7 @@ def match_loudness(x: np.ndarray, rate: int, target_lufs: float) -> np.ndarray:
         return x
 
     def at(gain_db):
-        return limit_peaks(x * np.float32(10 ** (gain_db / 20)), rate)
+        return limit_peaks(x * np.float32(10 ** (gain_db / 20)), rate, CEILING)
 
     # the limiter takes back part of any gain, so the gain that reaches the target is found
     # by bisection (loudness grows with gain): from the plain gain up to 24 dB above it
