@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio import limit_peaks
 from .. import import_tensorflow
 
 tf = import_tensorflow()
@@ -356,7 +357,7 @@ class SamplesPrior(Generates):
         audio = self.decode(model, latents)
         if progress:
             progress(samples)
-        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
+        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
 
 
 class ContinuesAudio(Generates):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import limit_peaks
 from ..modules.sampling import draw_token
 from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
 from ..modules.transformer import CachedSampler, causal_transformer, step_model
@@ -230,7 +231,7 @@ class CodePrior(OnLatents, ContinuesAudio):
 
     def _decode(self, codes, samples):
         audio = self.upstream_family.decode_in_pieces(self.upstream_model, codes)
-        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
+        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
 
     def exports(self, model):
         """One sampling step with its cache (the Transformer's keys and values, the LSTM's

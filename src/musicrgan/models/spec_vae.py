@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio import limit_peaks
 from ..modules import gaussian, replicas
 from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
@@ -277,7 +278,7 @@ class SpecVAE(Encodes, Generates):
         audio = self.decode(model, latents)
         if progress:
             progress(samples)
-        return np.clip(audio[:, :samples], -1.0, 1.0).astype(np.float32)
+        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
 
     def exports(self, model):
         """Encoder and decoder on log-mel frames (the mel front end and Griffin-Lim stay
