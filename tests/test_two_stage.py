@@ -248,18 +248,22 @@ def test_evaluate_on_an_autoencoder_reports_its_reconstruction(vqvae, capsys):
     result = json.loads((vqvae / "eval.json").read_text())
     assert result["family"] == "vqvae" and "frechet" not in result
     r = result["reconstruction"]
-    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet"}
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet", "tempo_strength",
+                      "tempo_strength_of_clips", "onset_rate", "onset_rate_of_clips"}
     assert 1 <= r["visqol"] <= 5 and r["frechet"] > 0
 
 
 def test_the_reconstructions_frechet_distance_is_zero_for_a_perfect_autoencoder(vqvae, techno):
     run = Run(vqvae)
-    clips = corpus_clips(techno, "test", 2.0, 4)
+    clips = corpus_clips(techno, "test", 3.9, 4)   # long enough for a tempo (2 s of lags)
     tiny = evaluate.reconstruction(run, clips)["frechet"]
     # an autoencoder at the metric rate that gives back what it gets
     run.family.rate, run.family.reconstruct = METRIC_RATE, lambda model, batch: batch
-    perfect = evaluate.reconstruction(run, clips)["frechet"]
-    assert perfect < 1e-3 and tiny > 10.0, (perfect, tiny)  # one tiny epoch is far off
+    perfect = evaluate.reconstruction(run, clips)
+    assert perfect["frechet"] < 1e-3 and tiny > 10.0, (perfect, tiny)  # one tiny epoch is far off
+    # the pulse it keeps is the clips' own, and the loops have one
+    assert perfect["tempo_strength"] == perfect["tempo_strength_of_clips"] > 0.2
+    assert perfect["onset_rate"] == perfect["onset_rate_of_clips"] > 1.0
 
 
 def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path, capsys):
