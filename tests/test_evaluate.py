@@ -287,7 +287,8 @@ def test_evaluate_measures_reconstruction_for_families_that_encode_audio(techno,
     finally:
         FAMILIES.pop("test-autoencoder")
     r = result["reconstruction"]
-    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet"}
+    assert set(r) == {"mr_stft", "mel_distance", "si_sdr", "visqol", "frechet", "tempo_strength",
+                      "tempo_strength_of_clips", "onset_rate", "onset_rate_of_clips"}
     assert all(np.isfinite(v) for v in r.values())
     assert r["mr_stft"] > 0 and 1.0 <= r["visqol"] <= 5.0
     assert r["si_sdr"] > 0  # 40 steps already reproduce more signal than they distort

@@ -144,7 +144,8 @@ def test_ctrl_c_during_training_exits_at_once_and_the_run_resumes(techno, tmp_pa
     proc = subprocess.Popen(
         [sys.executable, "-m", "musicrgan", "train", "new", run, "--model", "fft-lstm",
          "--data", techno, "--config", tiny("fft-lstm"), "--set", "steps_per_epoch=20",
-         "--epochs", "500"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+         "--epochs", "500"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"PYTHONFAULTHANDLER": "1"})   # a crash's stacks, should one come
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "state.json").exists():
         time.sleep(0.05)
@@ -153,8 +154,10 @@ def test_ctrl_c_during_training_exits_at_once_and_the_run_resumes(techno, tmp_pa
         proc.wait(timeout=30)  # it hung for 10 minutes before
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+    err = proc.stderr.read()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-4000:]
     done = json.loads((run / "state.json").read_text())["epochs_done"]
+    assert f"musicrgan train: interrupted: {run} keeps epoch " in err
     cont = run_cli("train", "continue", run, "--epochs", "1")
     assert cont.returncode == 0, cont.stderr
     assert [int(r["epoch"]) for r in read_history(run)] == list(range(1, done + 2))

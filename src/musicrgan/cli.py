@@ -617,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     words = [a for a in argv if not a.startswith("-")]
     parser = build_parser(controls=bool(words) and words[0] in ("generate",))
     args = parser.parse_args(argv)
+    global _command
+    _command = args.command
     previous = _catch_interrupts()
     try:
         return args.func(args)
@@ -666,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _interrupted = False
+_command = None
 
 
 def _in_multi_worker_session() -> bool:
@@ -676,6 +679,15 @@ def _in_multi_worker_session() -> bool:
 def _on_interrupt(signum, frame):
     global _interrupted
     _interrupted = True
+    runs = sys.modules.get("musicrgan.runs")
+    training = runs.interrupted_training() if runs is not None else None
+    if training is not None:
+        # Exit from here, inside model.fit: what matters is on disk (every write is atomic),
+        # and unwinding out of fit frees tf.data's iterators while their threads still run
+        # (a Ctrl-C in training ended in a segfault once, in CI, instead of exit status 130)
+        print(f"musicrgan {_command}: interrupted: {training}", file=sys.stderr)
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(130)
     raise KeyboardInterrupt
 
 

@@ -637,6 +637,22 @@ def _enter_phase(run: Path, family, model, state: dict, phase: str):
     return family.enter_phase(model, phase)
 
 
+# the run this process is training and its state (kept current by the epoch callback), for
+# cli.py's Ctrl-C handler, which exits from inside model.fit rather than unwinding out of it
+_training_now: tuple[Path, dict] | None = None
+
+
+def _kept(run: Path, state: dict) -> str:
+    return (f"{run} keeps epoch {state['epochs_done']} (the last complete one); continuing "
+            "the run goes on from there")
+
+
+def interrupted_training() -> str | None:
+    """What a Ctrl-C now leaves of the run being trained ("RUN keeps epoch N ..."), or None
+    when this process is not training one."""
+    return None if _training_now is None else _kept(*_training_now)
+
+
 def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from: str,
                   repair: bool, phase: str | None = None, devices=None) -> dict:
     run, family, run_config = opened.path, opened.family, opened.config
@@ -687,7 +703,9 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     lost_worker = (tf.errors.UnavailableError, tf.errors.AbortedError,
                    tf.errors.DeadlineExceededError, tf.errors.CancelledError) \
         if is_multi_worker(devices) else ()
+    global _training_now
     try:
+        _training_now = (run, state)
         with warnings.catch_warnings(), keras_multi_worker_fixes(devices):
             # each pass of our datasets is exactly one epoch long; Keras notices the end
             warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -696,9 +714,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
                       callbacks=[*family.callbacks(data), callback, tensorboard],
                       verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(f"{run} keeps epoch {state['epochs_done']} (the last "
-                                  "complete one); continuing the run goes on from there") \
-            from None
+        raise TrainingInterrupted(_kept(run, state)) from None
     except lost_worker as exc:
         lines = [line.strip() for line in (exc.message or "").splitlines() if line.strip()]
         # TensorFlow's first line is "Graph execution error:"; the cause is further down
@@ -708,6 +724,8 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
             f"the multi-worker session ended: a worker stopped ({reason}); {run} keeps epoch "
             f"{state['epochs_done']} (the last complete one): start every worker again with "
             "`train continue`") from None
+    finally:
+        _training_now = None
     if callback.nan_at:
         epoch, batch = callback.nan_at
         where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
