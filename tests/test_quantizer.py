@@ -1,13 +1,15 @@
 """The vector quantizer on small tensors: nearest codes, the straight-through gradient, the
 EMA update of the codebook, and dead-code restarts; and the multi-scale spectral distance
-the autoencoders train on."""
+the autoencoders train on, and the onset flux vqvae can add to it."""
 
 import numpy as np
 import pytest
 
 from musicrgan import import_tensorflow
 from musicrgan.modules.quantizer import VectorQuantizer
-from musicrgan.modules.spectral import multiscale_spectral_distance
+from musicrgan import metrics
+from musicrgan.modules.spectral import (LogMel, multiscale_spectral_distance, onset_flux,
+                                        onset_flux_distance)
 
 tf = import_tensorflow()
 
@@ -93,3 +95,38 @@ def test_spectral_convergence_adds_the_relative_level_error_at_every_scale():
         both = float(multiscale_spectral_distance(x, half, scales, convergence=2.0))
         assert both - plain == pytest.approx(2.0 * 0.5 * len(scales), rel=1e-3)
         assert float(multiscale_spectral_distance(x, x, scales, convergence=2.0)) < 1e-3
+
+
+def hits(attack_seconds: float, level: float = 1.0, rate: int = 16000) -> np.ndarray:
+    """Two seconds of noise bursts every quarter second over a quiet hum, each burst rising
+    over `attack_seconds` and decaying over 50 ms."""
+    t = np.arange(2 * rate) / rate
+    phase = t % 0.25
+    envelope = np.minimum(1.0, phase / max(attack_seconds, 1e-9)) * np.exp(-phase / 0.05)
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    return (level * (0.5 * envelope * noise + 0.01 * np.sin(2 * np.pi * 110 * t))
+            )[None].astype(np.float32)
+
+
+def test_onset_flux_is_the_metrics_onset_envelope_and_sees_attacks_not_level():
+    """The differentiable flux peaks where metrics.onset_envelope does (the hits, four a
+    second); the distance is ~0 for the same hits at half the level (a rise in log units)
+    and large for the same hits with 40 ms attacks, the smearing that costs a
+    reconstruction its pulse."""
+    log_mel = LogMel(16000, 1024, 128, 64)
+    sharp = hits(0.0005)
+    flux = np.asarray(onset_flux(log_mel, sharp))[0]
+    frame_rate = 16000 / 128
+    peaks = np.sort(np.argsort(flux)[-8:]) / frame_rate
+    # on the hits (a frame's flux rises as a hit enters its window: up to 36 ms early)
+    assert np.all(np.minimum(peaks % 0.25, 0.25 - peaks % 0.25) < 0.04), peaks
+    # the metric's envelope, up to a few frames' offset (its padding differs; its first
+    # frames are the rise out of the silence it puts in front)
+    reference = metrics.onset_envelope(sharp[0])[16:-16]
+    best = max(np.corrcoef(reference, flux[16 + lag:16 + lag + reference.size])[0, 1]
+               for lag in range(-8, 9))
+    assert best > 0.8
+    same_at_half = float(onset_flux_distance(sharp, hits(0.0005, 0.5), log_mel))
+    smeared = float(onset_flux_distance(sharp, hits(0.04), log_mel))
+    assert smeared > 0.05 and same_at_half < 0.1 * smeared
+    assert float(onset_flux_distance(sharp, sharp, log_mel)) == 0.0

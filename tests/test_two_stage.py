@@ -375,22 +375,24 @@ def test_the_inverse_stft_head_gives_back_the_signal_whose_spectra_it_is_given()
 
 
 @pytest.mark.slow  # 25 s: the contract test trains, reloads and exports the default too
-@pytest.mark.parametrize("decoder", ["istft", "conv"])
-def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, techno, tmp_path,
-                                                                capsys):
-    """decoder: istft (the default, at the code rate) or conv (up to the sample rate):
-    each learns (the reconstruction falls), reloads, encodes, decodes and exports to ONNX,
-    its audio through the drift filter."""
+@pytest.mark.parametrize("decoder,onset_weight", [("istft", 0.0), ("conv", 2.0)])
+def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, onset_weight, techno,
+                                                                tmp_path, capsys):
+    """decoder: istft (the default, at the code rate) or conv (up to the sample rate), the
+    second with the onset-flux loss too: each learns (the reconstruction falls), reloads
+    (with its loss weights), encodes, decodes and exports to ONNX, its audio through the
+    drift filter."""
     folder = tmp_path / f"vq-{decoder}"
     status, _, err = cli(capsys, "train", "new", folder, "--model", "vqvae", "--data", techno,
                          "--config", tiny_config("vqvae"), "--epochs", "2",
                          "--set", "steps_per_epoch=8", "--set", "seed=1",
-                         "--set", f"decoder={decoder}")
+                         "--set", f"decoder={decoder}", "--set", f"onset_weight={onset_weight}")
     assert status == 0, err
     history = read_history(folder)
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
+    assert model.onset_weight == onset_weight
     layers = [layer.name for layer in model.decoder.layers]
     assert layers[-1] == "remove_drift"
     assert ("inverse_stft" in layers) == (decoder == "istft")
@@ -405,3 +407,5 @@ def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, techno,
     assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "vqvae", "--data",
                        techno, "--set", "decoder=istft", "--set", "istft_fft=100"),
                    "istft_fft must be a multiple of the downsampling (64)")
+    assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "vqvae", "--data",
+                       techno, "--set", "onset_weight=-1"), "onset_weight must not be negative")

@@ -140,6 +140,21 @@ def multiscale_spectral_distance(x, y, scales=SPECTRAL_SCALES, eps=1e-5, converg
     return total
 
 
+def onset_flux(log_mel, audio):
+    """(batch, samples) → (batch, frames - 1): the spectral flux of metrics.onset_envelope
+    (the half-wave-rectified rise of each log-mel band from one frame to the next, averaged
+    over the bands), differentiable, through the LogMel layer `log_mel`."""
+    mel = log_mel(audio)
+    return ops.mean(ops.relu(mel[:, 1:] - mel[:, :-1]), axis=-1)
+
+
+def onset_flux_distance(x, y, log_mel):
+    """Mean absolute difference of two sounds' onset_flux: how far a reconstruction's hits
+    rise differently from the original's (metrics.tempo's strength is the autocorrelation
+    of that envelope). Level does not change it: a rise in log units."""
+    return ops.mean(ops.abs(onset_flux(log_mel, x) - onset_flux(log_mel, y)))
+
+
 @keras.saving.register_keras_serializable(package="musicrgan")
 class LogMel(keras.layers.Layer):
     """(batch, samples) → (batch, samples / hop, mels): natural log of (magnitude + 1e-5)
