@@ -5,9 +5,8 @@ the autoencoders train on, and the onset flux vqvae can add to it."""
 import numpy as np
 import pytest
 
-from musicrgan import import_tensorflow
+from musicrgan import import_tensorflow, metrics
 from musicrgan.modules.quantizer import VectorQuantizer
-from musicrgan import metrics
 from musicrgan.modules.spectral import (LogMel, multiscale_spectral_distance, onset_flux,
                                         onset_flux_distance)
 
