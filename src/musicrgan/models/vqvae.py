@@ -24,7 +24,7 @@ import numpy as np
 from ..modules import replicas
 from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
-from ..metrics import METRIC_RATE, N_FFT, N_MELS
+from ..metrics import HOP, METRIC_RATE, N_FFT, N_MELS
 from ..modules.spectral import (SPECTRAL_SCALES, LogMel, multiscale_spectral_distance,
                                 onset_flux_distance)
 from . import register
@@ -96,7 +96,7 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 
     def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
                  waveform_weight=1.0, spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES,
-                 convergence_weight=0.0, onset_weight=0.0, rate=16000, **kwargs):
+                 convergence_weight=0.0, onset_weight=0.0, rate=METRIC_RATE, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.codes, self.latent_dim = codes, latent_dim
@@ -105,9 +105,9 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         self.spectral_scales = tuple(spectral_scales)
         self.convergence_weight = convergence_weight
         self.onset_weight, self.rate = onset_weight, rate
-        # the frames of metrics.onset_envelope (N_FFT, hop N_FFT // 8), scaled to the rate
-        n_fft = N_FFT * rate // METRIC_RATE
-        self.onset_mel = LogMel(rate, n_fft, n_fft // 8, N_MELS)
+        # the frames of metrics.onset_envelope (N_FFT, hop HOP // 2), scaled to the rate
+        self.onset_mel = LogMel(rate, N_FFT * rate // METRIC_RATE,
+                                HOP // 2 * rate // METRIC_RATE, N_MELS)
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
         self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
