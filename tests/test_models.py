@@ -301,3 +301,36 @@ def test_an_autoencoders_audio_has_no_dc_however_its_last_layer_is_biased(name):
         latents = np.random.default_rng(0).normal(size=(1, 64, decoder.input_shape[-1]))
         means[drift_filter] = float(np.asarray(decoder(latents.astype("float32"))).mean())
     assert means[0] > 0.15 and abs(means[512]) < 0.01, means
+
+
+def test_a_linear_learning_rate_schedule_falls_to_zero_over_each_session(techno, tmp_path):
+    """lr_schedule linear: each step trains at the learning rate times the share of the
+    session still to come, of its epochs or of its time budget; both of a GAN's optimizers
+    follow it; a new session starts again from the config's rate (a checkpoint holds the
+    scaled one); the default keeps the rate."""
+    def rates(run):
+        model = run.model("last")
+        return (float(model.optimizer.learning_rate),
+                float(model.critic_optimizer.learning_rate))
+
+    gan = {**tiny("lstm-gan"), "steps_per_epoch": 5}
+    constant, _ = trained(tmp_path / "constant", "lstm-gan", techno, 1, gan)
+    c = constant.family.config
+    assert rates(constant) == pytest.approx((c.learning_rate, c.critic_learning_rate))
+
+    run, _ = trained(tmp_path / "linear", "lstm-gan", techno, 2, {**gan, "lr_schedule": "linear"})
+    # the last of ten steps began with nine done
+    assert rates(run) == pytest.approx((c.learning_rate / 10, c.critic_learning_rate / 10))
+    run.train(1, verbose=0)  # five steps: the last began with four done
+    assert rates(run) == pytest.approx((c.learning_rate / 5, c.critic_learning_rate / 5))
+
+    # a budget: an epoch far longer than it, cut short after many steps, ends near zero
+    budget = Run.create(tmp_path / "budget", "fft-lstm", techno,
+                        {**tiny("fft-lstm"), "steps_per_epoch": 1_000_000,
+                         "lr_schedule": "linear"})
+    budget.train(1, budget_seconds=3.0, verbose=0)
+    assert int(budget.history[0]["steps"]) > 20
+    rate = float(budget.model("last").optimizer.learning_rate)
+    assert 0 <= rate < 0.5 * budget.family.config.learning_rate
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        get_family("vqvae").Config.from_dict({"lr_schedule": "cosine"})

@@ -243,7 +243,7 @@ def training_seconds(state: dict) -> float:
 
 
 def _make_callback(run: Path, family, state: dict, session: int, budget_seconds: float | None,
-                   replicas: int = 1):
+                   replicas: int = 1, epochs: int | None = None):
     import keras
 
     class RunCallback(keras.callbacks.Callback):
@@ -258,20 +258,51 @@ def _make_callback(run: Path, family, state: dict, session: int, budget_seconds:
             # the budget keeps room for them
             self.closing_seconds = 0.0
 
+        def on_train_begin(self, logs=None):
+            self.session_steps, self.session_start = 0, training_seconds(state)
+            # the rates the schedule scales: the config's, not the optimizers' (a checkpoint
+            # saves the scaled rate it stopped at)
+            c = family.config
+            self.base_rates = [(self.model.optimizer, c.learning_rate)]
+            critic = getattr(self.model, "critic_optimizer", None)
+            if critic is not None:
+                self.base_rates.append(
+                    (critic, getattr(c, "critic_learning_rate", c.learning_rate)))
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.time()
             self.steps = 0
 
+        def elapsed(self):
+            """Training seconds of the run so far, counting the epoch under way and the
+            room its closing needs."""
+            return (training_seconds(state) + time.time() - self.started
+                    + self.closing_seconds)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if family.config.lr_schedule != "linear":
+                return
+            # the share of this session's training done: of its budget (what is left of the
+            # run's total) or of its epochs
+            done = 0.0
+            if budget_seconds and budget_seconds > self.session_start:
+                done = ((self.elapsed() - self.session_start)
+                        / (budget_seconds - self.session_start))
+            if epochs:
+                steps = epochs * (self.params.get("steps") or family.config.steps_per_epoch)
+                done = max(done, self.session_steps / steps)
+            for optimizer, rate in self.base_rates:
+                optimizer.learning_rate = rate * max(0.0, 1.0 - done)
+
         def on_train_batch_end(self, batch, logs=None):
+            self.session_steps += 1
             self.steps = batch + 1
             self.last_step_end = time.time()
             values = [v for k, v in (logs or {}).items() if "loss" in k]
             if any(not math.isfinite(float(v)) for v in values):
                 self.nan_at = (self.epoch_number, batch + 1)
                 self.model.stop_training = True
-            if budget_seconds is not None and (
-                    training_seconds(state) + time.time() - self.started + self.closing_seconds
-                    >= budget_seconds):
+            if budget_seconds is not None and self.elapsed() >= budget_seconds:
                 # the budget ends training mid-epoch: the epoch is committed with the steps
                 # it made (history's `steps`), so a slow machine keeps to the time promised
                 self.model.stop_training = True
@@ -693,7 +724,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
             model = _enter_phase(run, family, model, state, phase)
     session = state.get("sessions", 0) + 1
     state["sessions"] = session
-    callback = _make_callback(run, family, state, session, budget_seconds, replicas)
+    callback = _make_callback(run, family, state, session, budget_seconds, replicas, epochs)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard"), write_graph=False)
     start = state["epochs_done"]
     if verbose is None:

@@ -35,6 +35,10 @@ class TrainConfig:
     sample_every: int = 0       # write an audio sample every N epochs (0: never)
     sample_seconds: float = 2.0
     seed: int | None = None     # fixes data order and initial weights
+    # "linear": over each training session the learning rate falls linearly from
+    # learning_rate to zero at its end (its time budget or its epochs, whichever ends it
+    # first): the budgeted-training schedule (Li et al., ICLR 2020); "constant": throughout
+    lr_schedule: str = "constant"
 
     @classmethod
     def from_dict(cls, values: dict | None):
@@ -60,6 +64,8 @@ class TrainConfig:
                 raise ConfigError(f"config {f.name} must not be negative, got {value}")
         if self.batch_size < 1 or self.steps_per_epoch < 1 or self.learning_rate <= 0:
             raise ConfigError("batch_size and steps_per_epoch must be >= 1, learning_rate > 0")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ConfigError(f"lr_schedule must be constant or linear, got {self.lr_schedule}")
 
 
 @dataclass
