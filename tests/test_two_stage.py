@@ -375,24 +375,32 @@ def test_the_inverse_stft_head_gives_back_the_signal_whose_spectra_it_is_given()
 
 
 @pytest.mark.slow  # 25 s: the contract test trains, reloads and exports the default too
-@pytest.mark.parametrize("decoder,onset_weight", [("istft", 0.0), ("conv", 2.0)])
-def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, onset_weight, techno,
+@pytest.mark.parametrize("decoder,onset_weight,moments_weight",
+                         [("istft", 0.0, 3.0), ("conv", 2.0, 0.0)])
+def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, onset_weight,
+                                                                moments_weight, techno,
                                                                 tmp_path, capsys):
-    """decoder: istft (the default, at the code rate) or conv (up to the sample rate), the
-    second with the onset-flux loss too: each learns (the reconstruction falls), reloads
-    (with its loss weights), encodes, decodes and exports to ONNX, its audio through the
-    drift filter."""
+    """decoder: istft (the default, at the code rate) or conv (up to the sample rate), with
+    the frame-moments or the onset-flux loss: each learns (the reconstruction falls), reloads
+    (with its loss weights, which its loss uses), encodes, decodes and exports to ONNX, its
+    audio through the drift filter."""
     folder = tmp_path / f"vq-{decoder}"
     status, _, err = cli(capsys, "train", "new", folder, "--model", "vqvae", "--data", techno,
                          "--config", tiny_config("vqvae"), "--epochs", "2",
                          "--set", "steps_per_epoch=8", "--set", "seed=1",
-                         "--set", f"decoder={decoder}", "--set", f"onset_weight={onset_weight}")
+                         "--set", f"decoder={decoder}", "--set", f"onset_weight={onset_weight}",
+                         "--set", f"moments_weight={moments_weight}")
     assert status == 0, err
     history = read_history(folder)
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
-    assert model.onset_weight == onset_weight
+    assert (model.onset_weight, model.moments_weight) == (onset_weight, moments_weight)
+    clips = np.stack([chord(1.0, 16000, amp=a)[:4096] for a in (0.05, 0.3)])
+    with_terms = float(model._step_losses(clips, False)[0])
+    model.onset_weight = model.moments_weight = 0.0
+    assert with_terms > float(model._step_losses(clips, False)[0])
+    model.onset_weight, model.moments_weight = onset_weight, moments_weight
     layers = [layer.name for layer in model.decoder.layers]
     assert layers[-1] == "remove_drift"
     assert ("inverse_stft" in layers) == (decoder == "istft")

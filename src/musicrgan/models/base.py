@@ -323,6 +323,11 @@ class Generates(Family):
         `checked` has passed. progress(k) is called as k more samples are done."""
         raise NotImplementedError
 
+    def finished(self, audio, samples: int) -> np.ndarray:
+        """What `generate` returns of the audio it made: each song's first `samples`, float32,
+        its peaks held under full scale."""
+        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+
     def describe(self, model: keras.Model, request: GenerationRequest) -> dict:
         """Per-song values worth recording beside each song (lstm-gan: each one's tempo),
         as {name: list of n values}."""
@@ -363,7 +368,7 @@ class SamplesPrior(Generates):
         audio = self.decode(model, latents)
         if progress:
             progress(samples)
-        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+        return self.finished(audio, samples)
 
 
 class ContinuesAudio(Generates):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import limit_peaks
 from ..modules.sampling import draw_token
 from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
 from ..modules.transformer import CachedSampler, causal_transformer, step_model
@@ -231,7 +230,7 @@ class CodePrior(OnLatents, ContinuesAudio):
 
     def _decode(self, codes, samples):
         audio = self.upstream_family.decode_in_pieces(self.upstream_model, codes)
-        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+        return self.finished(audio, samples)
 
     def exports(self, model):
         """One sampling step with its cache (the Transformer's keys and values, the LSTM's

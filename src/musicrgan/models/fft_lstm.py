@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import limit_peaks
 from ..modules.features import analysis_window, fft_features, frame, inverse_fft_features, overlap_add
 from . import register
 from ..modules.stepper import RecurrentStepper, lstm_layers, recurrent_step_model
@@ -151,4 +150,4 @@ class FFTLSTM(ContinuesAudio):
             if progress:
                 progress(min(steps * self.hop, samples))
         audio = self.to_audio(np.concatenate(pieces, axis=1))
-        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+        return self.finished(audio, samples)

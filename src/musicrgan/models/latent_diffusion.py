@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import limit_peaks
 from ..modules import replicas
 from ..modules.conv import residual_unit
 from . import register
@@ -185,7 +184,7 @@ class LatentDiffusion(OnLatents, Generates):
         audio = up.decode_in_pieces(self.upstream_model, trajectory)
         if progress:
             progress(samples)
-        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+        return self.finished(audio, samples)
 
     def exports(self, model):
         """The denoiser (one call of the sampler) and the upstream's decoder."""

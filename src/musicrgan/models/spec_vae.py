@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import limit_peaks
 from ..modules import gaussian, replicas
 from ..modules.conv import residual_unit
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
@@ -278,7 +277,7 @@ class SpecVAE(Encodes, Generates):
         audio = self.decode(model, latents)
         if progress:
             progress(samples)
-        return limit_peaks(np.asarray(audio[:, :samples], np.float32), self.rate)
+        return self.finished(audio, samples)
 
     def exports(self, model):
         """Encoder and decoder on log-mel frames (the mel front end and Griffin-Lim stay

@@ -25,8 +25,8 @@ from ..modules import replicas
 from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
 from ..metrics import HOP, METRIC_RATE, N_FFT, N_MELS
-from ..modules.spectral import (SPECTRAL_SCALES, LogMel, multiscale_spectral_distance,
-                                onset_flux_distance)
+from ..modules.spectral import (SPECTRAL_SCALES, LogMel, frame_moments_distance,
+                                multiscale_spectral_distance, onset_flux_distance)
 from . import register
 from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, MadeOfNetworks,
                    check_whole_numbers, tf)
@@ -57,6 +57,11 @@ class VQVAEConfig(TrainConfig):
     # rises, whose repetition tempo strength measures; 10 gave ViSQOL a little, not the
     # chain's pulse (docs/compare.md, "The pulse")
     onset_weight: float = 0.0
+    # weight of the distance between the first two moments (mean, covariance) of the
+    # batch's log-mel frames and its reconstructions' (modules.spectral
+    # .frame_moments_distance): the L1 distances are met by a median where the decoder is
+    # unsure, which fills the quiet between hits and narrows each band's range
+    moments_weight: float = 0.0
     # back to audio: "istft" (Vocos's head: every layer at the code rate, one
     # `istft_fft`-point spectrum per code, an inverse STFT; modules/conv.istft_decoder) or
     # "conv" (transposed convolutions up to the sample rate, the default before 2026-12-06:
@@ -92,11 +97,12 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
     NETWORKS = ("encoder", "decoder")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
                 "spectral_weight", "spectral_scales", "convergence_weight", "onset_weight",
-                "rate")
+                "moments_weight", "rate")
 
     def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
                  waveform_weight=1.0, spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES,
-                 convergence_weight=0.0, onset_weight=0.0, rate=METRIC_RATE, **kwargs):
+                 convergence_weight=0.0, onset_weight=0.0, moments_weight=0.0,
+                 rate=METRIC_RATE, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder = encoder, decoder
         self.codes, self.latent_dim = codes, latent_dim
@@ -104,7 +110,10 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
         self.spectral_scales = tuple(spectral_scales)
         self.convergence_weight = convergence_weight
-        self.onset_weight, self.rate = onset_weight, rate
+        self.onset_weight, self.moments_weight, self.rate = onset_weight, moments_weight, rate
+        # the frames of metrics.log_mel (N_FFT, hop HOP), scaled to the rate
+        self.frames_mel = LogMel(rate, N_FFT * rate // METRIC_RATE, HOP * rate // METRIC_RATE,
+                                 N_MELS)
         # the frames of metrics.onset_envelope (N_FFT, hop HOP // 2), scaled to the rate
         self.onset_mel = LogMel(rate, N_FFT * rate // METRIC_RATE,
                                 HOP // 2 * rate // METRIC_RATE, N_MELS)
@@ -130,6 +139,10 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         if self.onset_weight:
             reconstruction = reconstruction + self.onset_weight * onset_flux_distance(
                 audio, decoded, self.onset_mel)
+        if self.moments_weight:
+            frames = [ops.reshape(self.frames_mel(x), (-1, N_MELS)) for x in (audio, decoded)]
+            reconstruction = reconstruction + self.moments_weight * frame_moments_distance(
+                *frames)
         commitment = self.quantizer.commitment(latents, indices)
         return reconstruction, commitment, latents, indices
 
@@ -180,7 +193,7 @@ class VQVAE(Encodes):
                                          c.istft_fft, drift_filter=c.drift_filter),
                            c.codes, c.latent_dim, c.commitment, c.decay, c.waveform_weight,
                            c.spectral_weight, c.spectral_scales, c.convergence_weight,
-                           c.onset_weight, self.rate, name="vqvae")
+                           c.onset_weight, c.moments_weight, self.rate, name="vqvae")
         model.build()
         self.compile(model)
         return model
