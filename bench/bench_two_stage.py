@@ -30,10 +30,14 @@ def uncached_codes_per_second(model, context: int, steps: int) -> float:
     import keras
     tokens = np.zeros((1, context), np.int32)
     forward = keras.ops.convert_to_tensor
+    # a prior with the beat clock also takes [tempo, beat position] per song
+    beats = {"beats": forward(np.array([[120.0, 0.0]], np.float32))} \
+        if len(model.inputs) > 1 else {}
 
     def run():
         for i in range(steps):
-            model(forward(tokens[:, : (context // 2 + i) % context + 1]), training=False)
+            prefix = forward(tokens[:, : (context // 2 + i) % context + 1])
+            model({"tokens": prefix, **beats} if beats else prefix, training=False)
     run()  # a trace per prefix length: all of them, first
     started = time.perf_counter()
     run()

@@ -40,7 +40,7 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
                                                             monkeypatch):
     """The chain through the CLI: the corpus encoded once per upstream checkpoint, priors
     trained on it (one with the beat clock: check_the_clock), songs generated and primed."""
-    status, _, err = prior(capsys, tmp_path / "p1", vqvae)
+    status, _, err = prior(capsys, tmp_path / "p1", vqvae, "--set", "clock=false")
     assert status == 0, err
     # the corpus, encoded once: 3 test files, 3 train files at 4 offsets (shifted_views)
     assert "encoding 15 corpus files" in err
@@ -57,8 +57,8 @@ def test_the_chain_end_to_end_with_one_cache_per_checkpoint(vqvae, techno, tmp_p
     frames = sf.info(str(techno / "train" / name[:-len(".npy")])).frames
     assert codes.dtype == np.int16 and codes.max() < 16 and codes.size == -(-frames // 16)
 
-    # a second prior reuses the cache; this one hears the beat clock
-    status, _, err = prior(capsys, tmp_path / "p2", vqvae, "--set", "clock=true")
+    # a second prior reuses the cache; this one hears the beat clock (the default)
+    status, _, err = prior(capsys, tmp_path / "p2", vqvae)
     assert status == 0 and "encoding" not in err
     check_the_clock(tmp_path / "p2", techno, cache, tmp_path, capsys)
 
@@ -196,7 +196,7 @@ def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
                    str(upstream), "missing")
     # the clock is the Transformer's
     assert_refused(prior(capsys, tmp_path / "lstm", vqvae, "--set", "clock=true", "--set",
-                         "architecture=lstm"), "clock: true needs architecture")
+                         "architecture=lstm"), "clock: true (the default) needs architecture")
     assert_refused(prior(capsys, tmp_path / "d", vqvae, "--set", "dropout=1"), "dropout")
     assert_refused(prior(capsys, tmp_path / "v", vqvae, "--set", "shifted_views=0"),
                    "shifted_views")
@@ -293,7 +293,8 @@ def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path,
 
 @pytest.mark.slow  # 25 s; the Transformer prior is the default and in the fast suite
 def test_an_lstm_prior_trains_and_generates_by_config(vqvae, tmp_path, capsys):
-    status, _, err = prior(capsys, tmp_path / "p", vqvae, "--set", "architecture=lstm")
+    status, _, err = prior(capsys, tmp_path / "p", vqvae, "--set", "architecture=lstm",
+                           "--set", "clock=false")
     assert status == 0, err
     songs = []
     for seed, extra in (("1", []), ("2", []), ("1", ["--top-k", "1"]), ("2", ["--top-k", "1"])):
@@ -414,6 +415,6 @@ def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, onset_w
 
     assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "vqvae", "--data",
                        techno, "--set", "decoder=istft", "--set", "istft_fft=100"),
-                   "istft_fft must be a multiple of the downsampling (64)")
+                   "istft_fft must be a multiple of the downsampling (256)")
     assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "vqvae", "--data",
                        techno, "--set", "onset_weight=-1"), "onset_weight must not be negative")

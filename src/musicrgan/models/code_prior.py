@@ -39,7 +39,9 @@ from keras import ops  # noqa: E402
 @dataclass
 class CodePriorConfig(LatentsConfig):
     architecture: str = "transformer"   # or "lstm"
-    context: int = 256           # codes per training window (and the Transformer's span)
+    # codes per training window (and the Transformer's span): 2 s over vqvae's default 256x
+    # (256 before 2026-12-06: 1 s at 64x; 0.5-1 s gave songs little pulse: docs/compare.md)
+    context: int = 128
     width: int = 128             # model width (LSTM: units)
     blocks: int = 2              # Transformer blocks (LSTM: layers)
     heads: int = 4
@@ -47,8 +49,9 @@ class CodePriorConfig(LatentsConfig):
     shifted_views: int = 4       # four encodings of each training file (docs/compare.md)
     top_k: int = 0               # what the top_k control defaults to (0: every code)
     # the Transformer hears the beat clock at each code (as lstm-gan's networks do), from
-    # the corpus's beat grids; generate then takes --bpm
-    clock: bool = False
+    # the corpus's beat grids; generate then takes --bpm. On by default since 2026-12-06:
+    # without it a 256x chain's songs had no pulse (docs/compare.md, "The quiet between")
+    clock: bool = True
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -60,7 +63,8 @@ class CodePriorConfig(LatentsConfig):
             raise ConfigError(f"architecture must be transformer or lstm, got "
                               f"{self.architecture!r}")
         if self.clock and self.architecture != "transformer":
-            raise ConfigError("clock: true needs architecture: transformer")
+            raise ConfigError("clock: true (the default) needs architecture: transformer; "
+                              "set clock: false for an LSTM")
         if self.width % self.heads:
             raise ConfigError(f"width ({self.width}) must be a multiple of heads "
                               f"({self.heads})")

@@ -1,12 +1,13 @@
 """`vqvae` (TechnoGen's model, done right): a raw-audio VQ-VAE. A 1-D convolutional encoder
-with dilated residual units downsamples by the product of `strides` (64x by default: 250
+with dilated residual units downsamples by the product of `strides` (256x by default: 62.5
 codes a second at 16 kHz), a vector quantizer with an EMA codebook and dead-code restarts
 (modules/quantizer.py) turns each step into one of `codes` codes, and a decoder turns codes
 back into audio: by default Vocos's (residual units at the code rate, one short-time
 spectrum per code, an inverse STFT), or by config (`decoder: conv`) the encoder's mirror in
 transposed convolutions. Loss: waveform L1 plus the multi-resolution log-STFT distance and
-spectral convergence (weights by config), optionally the onset-flux distance
-(`onset_weight`), plus the commitment loss for the encoder. The decoder's audio is not
+spectral convergence, the distance of the log-mel frames' mean and covariance
+(`moments_weight`), optionally the onset-flux distance (`onset_weight`) (weights by config),
+plus the commitment loss for the encoder. The decoder's audio is not
 bounded: peaks of reconstructions can pass full scale (writing a file clips them).
 
 It encodes and decodes (a `musicrgan.models.base.Encodes`); it does not generate by itself:
@@ -39,7 +40,10 @@ from keras import ops  # noqa: E402
 class VQVAEConfig(TrainConfig):
     window: int = 16384          # samples per training window (about 1 s at 16 kHz)
     channels: int = 16           # of the first convolutions; doubling per downsampling (cap 256)
-    strides: list = field(default_factory=lambda: [4, 4, 4])   # downsampling: their product
+    # downsampling: their product; 256x (62.5 codes a second at 16 kHz) since 2026-12-06:
+    # a prior's 128 codes of context then hear 2 s, a bar at 120 BPM, which gave the songs
+    # the corpus's pulse where 64x's 0.5-1 s did not (docs/compare.md, "The pulse")
+    strides: list = field(default_factory=lambda: [4, 8, 8])
     latent_dim: int = 64
     codes: int = 512
     commitment: float = 0.25     # weight of the commitment loss (VQ-VAE's beta)
@@ -60,14 +64,15 @@ class VQVAEConfig(TrainConfig):
     # weight of the distance between the first two moments (mean, covariance) of the
     # batch's log-mel frames and its reconstructions' (modules.spectral
     # .frame_moments_distance): the L1 distances are met by a median where the decoder is
-    # unsure, which fills the quiet between hits and narrows each band's range
-    moments_weight: float = 0.0
+    # unsure, which fills the quiet between hits and narrows each band's range; 3 took
+    # 3-minute reconstructions from 80-145 to 51-84 (docs/compare.md, "The quiet between")
+    moments_weight: float = 3.0
     # back to audio: "istft" (Vocos's head: every layer at the code rate, one
     # `istft_fft`-point spectrum per code, an inverse STFT; modules/conv.istft_decoder) or
     # "conv" (transposed convolutions up to the sample rate, the default before 2026-12-06:
     # after 3 minutes its reconstructions were twice as far from the corpus: docs/compare.md)
     decoder: str = "istft"
-    istft_fft: int = 256
+    istft_fft: int = 512   # two codes long (a multiple of the downsampling)
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     batch_size: int = 8
