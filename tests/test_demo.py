@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 
 def run_demo(cwd, minutes):
     code = ("import sys; from musicrgan import demo; "
@@ -17,22 +15,30 @@ def run_demo(cwd, minutes):
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
     from musicrgan import demo
+    from musicrgan.compare import UPSTREAM_SHARE
     from musicrgan.runs import training_seconds
     proc = run_demo(tmp_path, 0.3)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    run = tmp_path / demo.RUN
+    run, upstream = tmp_path / demo.RUN, tmp_path / demo.UPSTREAM_RUN
     state = json.loads((run / "state.json").read_text())
+    upstream_state = json.loads((upstream / "state.json").read_text())
     first = state["epochs_done"]
-    assert first >= 1
+    assert first >= 1 and upstream_state["epochs_done"] >= 1
     # the budget, not the epoch count (10 000), ends training, in the epoch that reaches it:
-    # mid-epoch on a slow machine, at an epoch's end on a fast one
+    # mid-epoch on a slow machine, at an epoch's end on a fast one; the vqvae trains for its
+    # share, the code-prior for the rest
     budget = 0.3 * 60
-    before_last = sum(row["seconds"] for row in state["history"][:-1])
-    assert before_last < budget and training_seconds(state) > 0.75 * budget
+    for stage, stage_budget in ((upstream_state, UPSTREAM_SHARE * budget),
+                                (state, budget - training_seconds(upstream_state))):
+        before_last = sum(row["seconds"] for row in stage["history"][:-1])
+        assert before_last < stage_budget, (stage["history"], stage_budget)
+    spent = training_seconds(upstream_state) + training_seconds(state)
+    assert 0.75 * budget < spent < 1.5 * budget
     eval_json = json.loads((run / "eval.json").read_text())
-    assert eval_json["family"] == demo.FAMILY and eval_json["loudness_matched"]["frechet"] > 0
+    assert eval_json["family"] == demo.GENERATOR and eval_json["loudness_matched"]["frechet"] > 0
     listing = json.loads((tmp_path / "results" / "index.json").read_text())["clips"]
     assert len(listing) == 3 and all(c["loudness_target"] < 0 for c in listing)
     assert all((tmp_path / "results" / c["file"]).is_file() for c in listing)
@@ -43,5 +49,41 @@ def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
     assert f"{demo.RUN} exists" in again.stdout and f"train continue {demo.RUN}" in again.stdout
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] > first and training_seconds(state) > 0.3 * 60
+    # the prior learned the vqvae's codes: the vqvae stays as it was
+    assert json.loads((upstream / "state.json").read_text()) == upstream_state
     listing = json.loads((tmp_path / "results" / "index.json").read_text())["clips"]
     assert len(listing) == 6  # the first batch's loops are kept, not overwritten
+
+
+def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped_demo_left(
+        monkeypatch):
+    """Without training: the commands the demo runs, against fake run folders that gain the
+    seconds each command was given (plus `overrun`: an epoch that ran past the budget)."""
+    from musicrgan import demo, runs
+    trained = {}
+    monkeypatch.setattr(demo, "_exists", lambda run: run in trained)
+    monkeypatch.setattr(runs, "read_state", lambda path: {
+        "epochs_done": 1, "history": [{"seconds": trained[str(path)]}]})
+
+    def play(minutes, overrun=0.0):
+        commands = []
+        for argv in demo.training_commands(minutes):
+            commands.append(" ".join(argv))
+            trained[argv[2]] = (trained.get(argv[2], 0.0) + overrun
+                                + 60 * float(argv[argv.index("--minutes") + 1]))
+        return commands
+
+    vqvae, prior = demo.UPSTREAM_RUN, demo.RUN
+    assert play(5, overrun=6) == [
+        f"train new {vqvae} --model vqvae --data data/techno --minutes 3.000 --set patience=0",
+        f"train new {prior} --model code-prior --upstream {vqvae} --minutes 1.900 "
+        "--set patience=0"]
+    # again: the prior trains on (its vqvae is final once a prior learned its codes)
+    assert play(10) == [f"train continue {prior} --minutes 10.000"]
+    # a demo stopped after a minute of the vqvae's training: the rest of its share, then
+    # the prior
+    trained.clear()
+    trained[vqvae] = 60.0
+    assert play(5) == [f"train continue {vqvae} --minutes 2.000",
+                       f"train new {prior} --model code-prior --upstream {vqvae} "
+                       "--minutes 2.000 --set patience=0"]

@@ -364,7 +364,7 @@ def cmd_compare(args) -> int:
     same way, and write DIR/report.md and DIR/index.html (a table of metrics, speed,
     parameters and training time; loss curves; spectrograms; players for generated clips
     beside corpus clips). Re-running resumes."""
-    from .compare import compare, summary_table
+    from .compare import UPSTREAM_SHARE, compare, summary_table
     families = [f.strip() for f in args.models.split(",") if f.strip()]
     if not families:
         raise UsageError("--models needs at least one family, e.g. --models fft-lstm,lstm-gan")
@@ -380,11 +380,12 @@ def cmd_compare(args) -> int:
         if family not in names:
             raise UsageError(f"--config names {family}, which is not in --models")
         configs[family] = _load_config_file(path, None)
-    if not 0 < args.upstream_share < 1:
-        raise UsageError(f"--upstream-share must be between 0 and 1, got {args.upstream_share:g}")
+    share = UPSTREAM_SHARE if args.upstream_share is None else args.upstream_share
+    if not 0 < share < 1:
+        raise UsageError(f"--upstream-share must be between 0 and 1, got {share:g}")
     summary = compare(args.data, families, args.budget_minutes, args.out, configs=configs,
                       n=args.n, seconds=args.seconds, seed=args.seed,
-                      upstream_share=args.upstream_share, progress=not args.quiet)
+                      upstream_share=share, progress=not args.quiet)
     header, rows = summary_table(summary)
     print("\n" + "  ".join(f"{h}" for h in header[:3] + header[7:]))
     for row in rows[:len(families)]:
@@ -531,7 +532,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--budget-minutes", type=_positive_float, required=True,
                    help="training time per family (a chain's counts both stages and the "
                         "encoding between them)")
-    p.add_argument("--upstream-share", type=float, default=0.6,
+    p.add_argument("--upstream-share", type=float,
                    help="share of a chain's budget its first stage trains for (default 0.6)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--config", action="append", metavar="FAMILY=FILE",

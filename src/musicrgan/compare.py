@@ -39,11 +39,12 @@ from .runs import (CONFIG, Run, RunError, patience_exhausted, read_history,
 log = logging.getLogger("musicrgan")
 
 MAX_EPOCHS = 10_000  # the budget, not an epoch count, ends a compare run
+UPSTREAM_SHARE = 0.6  # of a chain's budget, what its first stage trains for
 
 
 def compare(data: str | Path, families: list[str], budget_minutes: float, out: str | Path, *,
             configs: dict[str, dict] | None = None, n: int = 4, seconds: float = 4.0,
-            seed: int = 0, upstream_share: float = 0.6, progress: bool = True) -> dict:
+            seed: int = 0, upstream_share: float = UPSTREAM_SHARE, progress: bool = True) -> dict:
     """`families`: family names, or `A+B` for a second stage B over a first stage A. configs
     are keyed by family name (for that family wherever it trains), or by `A+B:B` for one
     stage of one chain (which wins)."""

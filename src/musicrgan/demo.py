@@ -8,14 +8,17 @@ The budget, not an epoch count, ends training: the same training step runs sever
 faster on one 2-core machine than on another, and the demo promises minutes.
 
 The family is the one `musicrgan compare` ranked first on this corpus under the same
-training budget; docs/compare.md has its table, the command and the machine. Generation and
-evaluation use best.keras: for lstm-gan, the epoch whose clips were closest to the test
-split by Fréchet distance. Each loop gets a tempo from the corpus's range (lstm-gan keeps a
-beat clock; `generate --bpm` picks one)."""
+training budget; docs/compare.md has its table, the command and the machine: a two-stage
+chain, a vqvae (audio to codes and back) and a code-prior over its codes, trained one after
+the other within the one budget, split as `compare` splits it. Once the code-prior exists
+the vqvae is final (the prior learned its codes), so a second demo trains the prior. Each
+loop gets a tempo from the corpus's range (the prior hears a beat clock; `generate --bpm`
+picks one)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -23,36 +26,63 @@ from pathlib import Path
 from .cli import main as cli
 
 CORPUS, RESULTS = "data/techno", "results"
-FAMILY = "lstm-gan"  # best by Fréchet distance in docs/compare.md
-RUN = f"runs/demo-{FAMILY}"
+FAMILY = "vqvae+code-prior"  # best by Fréchet distance in docs/compare.md
+UPSTREAM, GENERATOR = FAMILY.split("+")
+UPSTREAM_RUN, RUN = f"runs/demo-{UPSTREAM}", f"runs/demo-{GENERATOR}"
 MINUTES = 5.0
 # 12 test loops: the descriptor ranges evaluate reports come from the test split
 LOOPS, TEST_FRACTION, SECONDS = 48, 0.25, 8.0
 
 
+def _exists(run: str) -> bool:
+    return (Path(run) / "config.yaml").exists()
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.3f}"
+
+
+def training_commands(minutes: float):
+    """The demo's `train` commands, each made when its turn comes: the code-prior trains for
+    what the vqvae left of the budget. A demo stopped before its code-prior existed finishes
+    the vqvae's share first."""
+    from .compare import UPSTREAM_SHARE
+    from .runs import read_state, training_seconds
+    budget = minutes * 60
+    if _exists(RUN):
+        state = read_state(Path(RUN))
+        print(f"\n{RUN} exists ({state['epochs_done']} epochs, "
+              f"{training_seconds(state) / 60:.1f} training min, over {UPSTREAM_RUN}): "
+              f"training it {minutes:g} more minutes")
+        yield ["train", "continue", RUN, "--minutes", _minutes(budget)]
+        return
+    share = budget * UPSTREAM_SHARE
+    # patience 0: the budget, not early stopping, ends training
+    if not _exists(UPSTREAM_RUN):
+        yield ["train", "new", UPSTREAM_RUN, "--model", UPSTREAM, "--data", CORPUS,
+               "--minutes", _minutes(share), "--set", "patience=0"]
+    elif training_seconds(read_state(Path(UPSTREAM_RUN))) < share - 1:
+        left = share - training_seconds(read_state(Path(UPSTREAM_RUN)))
+        print(f"\n{UPSTREAM_RUN} exists with no {GENERATOR} over it yet: training it the "
+              f"{left / 60:.1f} minutes left of its share")
+        yield ["train", "continue", UPSTREAM_RUN, "--minutes", _minutes(left)]
+    spent = training_seconds(read_state(Path(UPSTREAM_RUN)))
+    # at least a tenth of the budget, should the upstream's last epoch have run long
+    yield ["train", "new", RUN, "--model", GENERATOR, "--upstream", UPSTREAM_RUN,
+           "--minutes", _minutes(max(budget - spent, 0.1 * budget)), "--set", "patience=0"]
+
+
 def run(minutes: float = MINUTES, loops: int = LOOPS, seconds: float = SECONDS,
         eval_clips: int = 16) -> int:
     started = time.time()
-    from .runs import read_state, training_seconds
-    exists = (Path(RUN) / "config.yaml").exists()
-    if exists:
-        state = read_state(Path(RUN))
-        print(f"\n{RUN} exists ({state['epochs_done']} epochs, "
-              f"{training_seconds(state) / 60:.1f} training min): training it "
-              f"{minutes:g} more minutes")
-        train = ["train", "continue", RUN, "--minutes", str(minutes)]
-    else:
-        # no audio samples during training: each costs a new trace of the generator (36 s
-        # of a 5-minute budget, measured); `generate` below writes what there is to hear
-        train = ["train", "new", RUN, "--model", FAMILY, "--data", CORPUS, "--minutes",
-                 str(minutes), "--set", "patience=0"]
-    steps = [["synth", CORPUS, "--loops", str(loops), "--seconds", str(seconds),
-              "--rate", "16000", "--test-fraction", str(TEST_FRACTION)],
-             ["info", CORPUS, "--show", "3"], train,
-             ["generate", RUN, "--n", "3", "--seconds", str(seconds), "--out", RESULTS,
-              "--seed", "1", "--match-loudness"],
-             ["evaluate", RUN, "--n", str(eval_clips), "--seconds", str(seconds), "--quiet"]]
-    for argv in steps:
+    prepare = [["synth", CORPUS, "--loops", str(loops), "--seconds", str(seconds),
+                "--rate", "16000", "--test-fraction", str(TEST_FRACTION)],
+               ["info", CORPUS, "--show", "3"]]
+    listen = [["generate", RUN, "--n", "3", "--seconds", str(seconds), "--out", RESULTS,
+               "--seed", "1", "--match-loudness"],
+              ["evaluate", RUN, "--n", str(eval_clips), "--seconds", str(seconds), "--quiet"]]
+    # chain() takes each training command only once the one before it has run
+    for argv in itertools.chain(prepare, training_commands(minutes), listen):
         print(f"\n$ musicrgan {' '.join(argv)}", flush=True)
         status = cli(argv)
         if status:
@@ -60,8 +90,8 @@ def run(minutes: float = MINUTES, loops: int = LOOPS, seconds: float = SECONDS,
     print(f"\nDone in {(time.time() - started) / 60:.1f} min. Listen:")
     print(f"  generated loops, with spectrograms: {RESULTS}/index.html (open it in a browser)")
     print(f"  corpus loops:            {CORPUS}/train/*.wav")
-    print(f"  numbers:                 {RUN}/eval.json, {RUN}/history.csv "
-          f"(tensorboard --logdir {RUN}/tensorboard)")
+    print(f"  numbers:                 {RUN}/eval.json, {RUN}/history.csv and "
+          f"{UPSTREAM_RUN}/history.csv (tensorboard --logdir runs)")
     return 0
 
 
