@@ -29,14 +29,15 @@ def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
     assert first >= 1 and upstream_state["epochs_done"] >= 1
     # the budget, not the epoch count (10 000), ends training, in the epoch that reaches it:
     # mid-epoch on a slow machine, at an epoch's end on a fast one; the vqvae trains for its
-    # share, the code-prior for the rest
+    # share, the code-prior for what it left (at least a tenth: with a budget this short the
+    # vqvae's first step, its graph traced, can take all of it)
     budget = 0.3 * 60
+    vqvae_seconds = training_seconds(upstream_state)
     for stage, stage_budget in ((upstream_state, UPSTREAM_SHARE * budget),
-                                (state, budget - training_seconds(upstream_state))):
+                                (state, max(budget - vqvae_seconds, 0.1 * budget))):
         before_last = sum(row["seconds"] for row in stage["history"][:-1])
-        assert before_last < stage_budget, (stage["history"], stage_budget)
-    spent = training_seconds(upstream_state) + training_seconds(state)
-    assert 0.75 * budget < spent < 1.5 * budget
+        assert before_last < stage_budget and training_seconds(stage) > 0.75 * stage_budget, (
+            stage["history"], stage_budget)
     eval_json = json.loads((run / "eval.json").read_text())
     assert eval_json["family"] == demo.GENERATOR and eval_json["loudness_matched"]["frechet"] > 0
     listing = json.loads((tmp_path / "results" / "index.json").read_text())["clips"]
