@@ -505,7 +505,8 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, help="seconds of priming audio")
     p.add_argument("--temperature", type=float,
                    help="sampling temperature (default: the family's, e.g. 1.0 for "
-                        "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan)")
+                        "sample-lstm, 0.3 for fft-lstm, 0.5 for lstm-gan, 1.15 for "
+                        "code-prior)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default="best", help=CHECKPOINT_HELP)
     p.add_argument("--between", nargs=2, metavar=("A", "B"),
