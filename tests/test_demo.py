@@ -88,3 +88,18 @@ def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped
     assert play(5) == [f"train continue {vqvae} --minutes 2.000",
                        f"train new {prior} --model code-prior --upstream {vqvae} "
                        "--minutes 2.000 --set patience=0"]
+
+
+def test_a_demo_whose_run_state_is_damaged_says_so_in_one_line(monkeypatch, capsys):
+    from musicrgan import demo, runs
+    monkeypatch.setattr(demo, "cli", lambda argv: 0)  # the steps themselves are not run
+    monkeypatch.setattr(demo, "_exists", lambda run: run == demo.UPSTREAM_RUN)
+
+    def damaged(path):
+        raise runs.DamagedState(f"{path}/state.json is damaged")
+    monkeypatch.setattr(runs, "read_state", damaged)
+    assert demo.run(minutes=1) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"make demo: error: {demo.UPSTREAM_RUN}/state.json is damaged; "
+                           "`musicrgan train continue RUN --repair` rebuilds it from "
+                           "history.csv")

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .cli import main as cli
+from .runs import DamagedState, RunError
 
 CORPUS, RESULTS = "data/techno", "results"
 FAMILY = "vqvae+code-prior"  # best by Fréchet distance in docs/compare.md
@@ -82,11 +83,17 @@ def run(minutes: float = MINUTES, loops: int = LOOPS, seconds: float = SECONDS,
                "--seed", "1", "--match-loudness"],
               ["evaluate", RUN, "--n", str(eval_clips), "--seconds", str(seconds), "--quiet"]]
     # chain() takes each training command only once the one before it has run
-    for argv in itertools.chain(prepare, training_commands(minutes), listen):
-        print(f"\n$ musicrgan {' '.join(argv)}", flush=True)
-        status = cli(argv)
-        if status:
-            return status
+    try:
+        for argv in itertools.chain(prepare, training_commands(minutes), listen):
+            print(f"\n$ musicrgan {' '.join(argv)}", flush=True)
+            status = cli(argv)
+            if status:
+                return status
+    except RunError as exc:  # the demo reads its runs' state.json itself, outside `cli`
+        fix = ("; `musicrgan train continue RUN --repair` rebuilds it from history.csv"
+               if isinstance(exc, DamagedState) else "")
+        print(f"make demo: error: {exc}{fix}", file=sys.stderr)
+        return 2
     print(f"\nDone in {(time.time() - started) / 60:.1f} min. Listen:")
     print(f"  generated loops, with spectrograms: {RESULTS}/index.html (open it in a browser)")
     print(f"  corpus loops:            {CORPUS}/train/*.wav")
