@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .cli import main as cli
-from .runs import DamagedState, RunError
+from .runs import CONFIG, DamagedState, RunError
 
 CORPUS, RESULTS = "data/techno", "results"
 FAMILY = "vqvae+code-prior"  # best by Fréchet distance in docs/compare.md
@@ -36,7 +36,7 @@ LOOPS, TEST_FRACTION, SECONDS = 48, 0.25, 8.0
 
 
 def _exists(run: str) -> bool:
-    return (Path(run) / "config.yaml").exists()
+    return (Path(run) / CONFIG).exists()
 
 
 def _minutes(seconds: float) -> str:
@@ -62,8 +62,7 @@ def training_commands(minutes: float):
     if not _exists(UPSTREAM_RUN):
         yield ["train", "new", UPSTREAM_RUN, "--model", UPSTREAM, "--data", CORPUS,
                "--minutes", _minutes(share), "--set", "patience=0"]
-    elif training_seconds(read_state(Path(UPSTREAM_RUN))) < share - 1:
-        left = share - training_seconds(read_state(Path(UPSTREAM_RUN)))
+    elif (left := share - training_seconds(read_state(Path(UPSTREAM_RUN)))) > 1:
         print(f"\n{UPSTREAM_RUN} exists with no {GENERATOR} over it yet: training it the "
               f"{left / 60:.1f} minutes left of its share")
         yield ["train", "continue", UPSTREAM_RUN, "--minutes", _minutes(left)]
