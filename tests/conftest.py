@@ -103,7 +103,7 @@ def techno(tmp_path_factory) -> Path:
     """A small built-in corpus shared by the tests that only read it."""
     from musicrgan.corpus.synth import synth_corpus
     out = tmp_path_factory.mktemp("techno")
-    synth_corpus(out, loops=6, seconds=4, rate=8000, seed=3, test_fraction=0.34)
+    synth_corpus(out, loops=6, seconds=3, rate=8000, seed=3, test_fraction=0.34)
     return out
 
 

@@ -29,8 +29,11 @@ def test_labels_and_layout(techno):
         info = sf.info(str(techno / e["path"]))
         assert info.samplerate == 8000 and info.channels == 1
         assert 120 <= e["bpm"] <= 150
-        # loops are whole bars: length = bars * 4 beats
+        # loops are whole bars: length = bars * 4 beats, the fewest that last the 3 s asked
+        # for (so a 3-second clip can be cut from every one)
         assert abs(info.frames / 8000 - e["bars"] * 4 * 60 / e["bpm"]) < 1e-3
+        assert info.frames >= 3 * 8000
+        assert (e["bars"] - 1) * 4 * 60 / e["bpm"] < 3
         assert e["key"] and e["scale"] and len(e["bass_pattern"]) == 16
         assert len(e["kick_pattern"]) == 16 and e["kick_pattern"][0::4] == "xxxx"
 
@@ -65,3 +68,21 @@ def test_synth_cli_and_info(tmp_path):
     info = run_cli("info", tmp_path / "c")
     assert info.returncode == 0
     assert "train:    1 files" in info.stdout and "bpm" in info.stdout
+
+
+def test_loops_of_an_earlier_render_version_are_rendered_again(tmp_path):
+    from musicrgan.corpus.manifest import rewrite_jsonl
+    synth_corpus(tmp_path, loops=2, seconds=2, rate=8000, seed=5)
+    entries = read_jsonl(tmp_path / "manifest.jsonl")
+    first = tmp_path / entries[0]["path"]
+    kept = tmp_path / entries[1]["path"]
+    # version 1 wrote no render_version; its loops could be shorter than asked
+    old = [{k: v for k, v in e.items() if k != "render_version"} if i == 0 else e
+           for i, e in enumerate(entries)]
+    rewrite_jsonl(tmp_path / "manifest.jsonl", old)
+    first.write_bytes(b"stale")
+    kept_stamp = kept.stat().st_mtime_ns
+    synth_corpus(tmp_path, loops=2, seconds=2, rate=8000, seed=5)
+    assert sf.info(str(first)).frames >= 2 * 8000
+    assert kept.stat().st_mtime_ns == kept_stamp
+    assert read_jsonl(tmp_path / "manifest.jsonl") == entries

@@ -1,6 +1,7 @@
 """`musicrgan synth`: the built-in corpus of techno and acid loops, made in numpy.
 
-Each loop is a whole number of bars at 120-150 BPM: a four-on-the-floor kick with a pitch
+Each loop is the fewest whole bars at 120-150 BPM that last the seconds asked for (so clips
+of that length can be cut from every loop): a four-on-the-floor kick with a pitch
 envelope, claps or snares on two and four, closed and open hats, and an acid bass line (saw
 or square through a resonant 24 dB low-pass whose cutoff follows an envelope, with accents
 and slides) in a random key and scale; some loops add industrial noise and distortion.
@@ -30,6 +31,10 @@ SCALES = {
 }
 KICK_PATTERNS = ["x...x...x...x...", "x...x...x...x.x.", "x...x...x..xx...", "x..xx...x...x..."]
 STEPS_PER_BAR = 16
+# written into each loop's manifest entry; loops rendered by another version are rendered
+# again (version 2: at least the seconds asked for; version 1 rounded to the nearest bar,
+# so half the loops fell short and `evaluate --seconds` dropped them from its reference)
+RENDER_VERSION = 2
 
 
 @dataclass
@@ -175,10 +180,10 @@ def _acid_line(rate: int, rng, step_len: float, steps: int, root: int, scale: li
 
 
 def render_loop(rate: int, seconds: float, seed: int, index: int) -> Loop:
-    """One loop, deterministic for (seed, index)."""
+    """One loop, deterministic for (seed, index), at least `seconds` long."""
     rng = np.random.default_rng([seed, index])
     bpm = int(rng.integers(120, 151))
-    bars = max(1, round(seconds * bpm / 240))
+    bars = max(1, math.ceil(seconds * bpm / 240 - 1e-9))
     step_len = 60 / bpm / 4 * rate
     steps = bars * STEPS_PER_BAR
     n = int(round(steps * step_len))
@@ -243,7 +248,8 @@ def synth_corpus(out: Path, *, loops: int = 32, seconds: float = 8.0, rate: int 
     for i in indices:
         split = "test" if i >= loops - n_test else "train"
         rel = f"{split}/loop_{i:04d}.wav"
-        settings = {"seed": seed, "index": i, "rate": rate, "requested_seconds": seconds}
+        settings = {"seed": seed, "index": i, "rate": rate, "requested_seconds": seconds,
+                    "render_version": RENDER_VERSION}
         prev = existing.get(rel)
         if prev and all(prev.get(k) == v for k, v in settings.items()) and (out / rel).is_file():
             entries.append(prev)
