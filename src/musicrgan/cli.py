@@ -452,7 +452,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT", help="corpus folder to write")
     p.add_argument("--loops", type=_positive_int, default=32)
     p.add_argument("--seconds", type=_positive_float, default=8.0,
-                   help="length of each loop, rounded to whole bars")
+                   help="least length of each loop (it lasts the fewest whole bars that reach it)")
     p.add_argument("--rate", type=_positive_int, default=16000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=_fraction, default=0.125)
