@@ -61,6 +61,17 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
     f = result["frechet"]
     # the scale: the corpus's own train split is much closer to its test split than noise
     assert f["train_vs_test"] < f["noise_vs_test"]
+    # and for each descriptor, the share of the train split's own clips inside the test
+    # split's range: what reproducing the training audio would score
+    from musicrgan.data import corpus_clips
+    from musicrgan.metrics import descriptors
+    train = [descriptors(c) for c in corpus_clips(techno, "train", 1.5, 64)]
+    test = [descriptors(c) for c in corpus_clips(techno, "test", 1.5, 64)]
+    for name in DESCRIPTORS:
+        low, high = np.percentile([d[name] for d in test], [5, 95])
+        assert result["descriptors"][name]["train_in_range"] == pytest.approx(
+            np.mean([low <= d[name] <= high for d in train]))
+    assert "train split in range" in proc.stdout
     assert result["speed"]["realtime_factor_batch"] == pytest.approx(
         3 * result["speed"]["realtime_factor_per_stream"], rel=0.01)
     assert result["reconstruction"] is None  # lstm-gan does not encode audio

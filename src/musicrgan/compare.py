@@ -250,7 +250,10 @@ def summary_table(summary: dict) -> tuple[list[str], list[list]]:
                      f"{r['parameters']:,}", f"{r['training_seconds'] / 60:.1f}", r["epochs"]])
     first = next(iter(summary["results"].values()))
     f, d = first["frechet"], first["descriptors"]
-    rows.append(["corpus train split", _fmt(f["train_vs_test"]), "", f"{d['loudness']['corpus_mean']:.1f}",
+    train_shares = [v["train_in_range"] for v in d.values() if "train_in_range" in v]
+    rows.append(["corpus train split", _fmt(f["train_vs_test"]),
+                 f"{np.mean(train_shares):.0%}" if train_shares else "",
+                 f"{d['loudness']['corpus_mean']:.1f}",
                  f"{d['flatness']['corpus_mean']:.3g}", f"{d['onset_rate']['corpus_mean']:.2f}",
                  f"{d['tempo_strength']['corpus_mean']:.2f}", "", "", "", ""])
     rows.append(["white noise", f"{f['noise_vs_test']:.1f}", "", "", "", "", "", "", "", "", ""])
@@ -266,6 +269,6 @@ def _legend() -> str:
             "held-out corpus audio (lower is better; the corpus's own train split and white "
             "noise at corpus loudness give the scale). Descriptors in range: share of "
             "generated clips inside the corpus's 5-95 % range, averaged over loudness, "
-            "centroid, flatness, onset rate, tempo and tempo strength (the corpus row shows "
-            "corpus means). Speed: seconds of audio per wall second per stream, including "
-            "building the compiled loop.")
+            "centroid, flatness, onset rate, tempo and tempo strength (the corpus row: the "
+            "train split's own clips in that range, and corpus means). Speed: seconds of "
+            "audio per wall second per stream, including building the compiled loop.")
