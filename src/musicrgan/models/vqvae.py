@@ -204,7 +204,9 @@ class VQVAE(Encodes):
         return model
 
     def compile(self, model):
-        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate))
+        # gradients clipped as the other families' are: three 3-minute runs each ended at
+        # a lower loss than three without (docs/compare.md, "Every loop long enough")
+        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0))
 
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / hop)) int32 codes (the audio is padded
