@@ -358,6 +358,16 @@ def test_long_songs_are_decoded_and_encoded_in_pieces_without_seams(vqvae, techn
     assert latents.build_cache(run, str(corpus), fingerprint, views=1) == cache
     assert json.loads((cache / "complete.json").read_text())["offsets"] == [0, 8]
 
+    # a corpus file rendered again at another length (synth's render version 2): its
+    # latents, every view, encoded again; the other file's kept
+    other = cache / "test" / f"{sorted(os.listdir(corpus / 'test'))[0]}.npy"
+    kept = other.stat().st_mtime_ns
+    sf.write(corpus / "train" / name, audio[:audio.size // 2], 8000)
+    assert latents.build_cache(run, str(corpus), fingerprint) == cache
+    assert np.load(cache / "train" / f"{name}.npy").shape == (-(-(audio.size // 2) // 16),)
+    assert np.load(cache / "train" / f"{name}@8.npy").shape == (-(-(audio.size // 2 - 8) // 16),)
+    assert other.stat().st_mtime_ns == kept
+
 
 def test_the_inverse_stft_head_gives_back_the_signal_whose_spectra_it_is_given():
     """istft_decoder's last layer: log magnitudes and phases of a signal's short-time

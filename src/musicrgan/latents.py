@@ -91,6 +91,7 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None,
     offsets = view_offsets(hop, views)
     listing = {"data": str(data), "files": _corpus_listing(data)}
     complete = folder / COMPLETE
+    changed = []
     if complete.is_file():
         try:
             done = json.loads(complete.read_text())
@@ -98,19 +99,28 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None,
                     and set(offsets) <= set(done.get("offsets", [0]))):
                 return folder
             offsets = sorted(set(offsets) | set(done.get("offsets", [0])))
-        except (ValueError, AttributeError, TypeError):
+            # files whose length changed since (re-rendered, replaced) or that are gone:
+            # their cached latents encode audio the corpus no longer holds
+            changed = [(split, name) for split, files in done["files"].items()
+                       for name, frames in files.items()
+                       if listing["files"].get(split, {}).get(name) != frames]
+        except (ValueError, AttributeError, TypeError, KeyError):
             pass  # a damaged marker: check the files again below
     folder.mkdir(parents=True, exist_ok=True)
     model = upstream.model("best")
     chunk = max(1, int(CHUNK_SECONDS * family.rate) // hop) * hop
-    todo = [(split, name, frames, offset) for split, files in listing["files"].items()
-            for name, frames in files.items()
-            for offset in (offsets if split == "train" else [0])
-            if offset == 0 or frames - offset >= hop
-            if not cache_file(folder, split, name, offset).is_file()]
     with folder_lock(folder, "encoding into"):
         for leftover in folder.rglob(".*.tmp"):
             leftover.unlink(missing_ok=True)
+        for split, name in changed:
+            for path in (folder / split).glob("*.npy"):
+                if _file_offset(path)[0] == str(folder / split / name):
+                    path.unlink(missing_ok=True)
+        todo = [(split, name, frames, offset) for split, files in listing["files"].items()
+                for name, frames in files.items()
+                for offset in (offsets if split == "train" else [0])
+                if offset == 0 or frames - offset >= hop
+                if not cache_file(folder, split, name, offset).is_file()]
         if todo:
             views = f", the train split at {len(offsets)} offsets" if len(offsets) > 1 else ""
             log.info(f"encoding {len(todo)} corpus files with {upstream.path} into "
