@@ -17,7 +17,9 @@ sound. A run with `shifted_views: V` trains on the train split at offsets k * ho
 The fingerprint is a hash of the checkpoint file: another checkpoint (the upstream trained
 on) gets a cache of its own, and runs on the same checkpoint and corpus share one. The
 corpus key is a hash of the corpus folder's path: two corpora whose files have the same
-names (every synthesized corpus has loop_000.wav) never share files. Files are encoded
+names (every synthesized corpus has loop_000.wav) never share files. A file whose length
+changed since the cache was built (a corpus rendered again) is encoded again; one changed
+at the same length is not noticed (the listing holds lengths, not contents). Files are encoded
 a chunk at a time and each is written atomically, so memory stays flat in file and corpus
 size, and a killed encoding resumes where it stopped. Training reads windows of codes from
 memory-mapped files, so memory stays flat in corpus size there too.
