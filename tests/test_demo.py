@@ -56,6 +56,24 @@ def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
     assert len(listing) == 6  # the first batch's loops are kept, not overwritten
 
 
+def play(trained: dict, minutes: float, overrun: float = 0.0) -> list[str]:
+    """The demo's training commands for `minutes`, each as one string; `trained` (run →
+    seconds, read by the faked read_state) gains what each command was given, plus
+    `overrun`."""
+    from musicrgan import demo
+    commands = []
+    for argv in demo.training_commands(minutes):
+        commands.append(" ".join(argv))
+        trained[argv[2]] = (trained.get(argv[2], 0.0) + overrun
+                            + 60 * float(argv[argv.index("--minutes") + 1]))
+    return commands
+
+
+def damaged_state(path):
+    from musicrgan.runs import DamagedState
+    raise DamagedState(f"{path}/state.json is damaged")
+
+
 def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped_demo_left(
         monkeypatch):
     """Without training: the commands the demo runs, against fake run folders that gain the
@@ -65,27 +83,18 @@ def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped
     monkeypatch.setattr(demo, "_exists", lambda run: run in trained)
     monkeypatch.setattr(runs, "read_state", lambda path: {
         "epochs_done": 1, "history": [{"seconds": trained[str(path)]}]})
-
-    def play(minutes, overrun=0.0):
-        commands = []
-        for argv in demo.training_commands(minutes):
-            commands.append(" ".join(argv))
-            trained[argv[2]] = (trained.get(argv[2], 0.0) + overrun
-                                + 60 * float(argv[argv.index("--minutes") + 1]))
-        return commands
-
     vqvae, prior = demo.UPSTREAM_RUN, demo.RUN
-    assert play(5, overrun=6) == [
+    assert play(trained, 5, overrun=6) == [
         f"train new {vqvae} --model vqvae --data data/techno --minutes 3.000 --set patience=0",
         f"train new {prior} --model code-prior --upstream {vqvae} --minutes 1.900 "
         "--set patience=0"]
     # again: the prior trains on (its vqvae is final once a prior learned its codes)
-    assert play(10) == [f"train continue {prior} --minutes 10.000"]
+    assert play(trained, 10) == [f"train continue {prior} --minutes 10.000"]
     # a demo stopped after a minute of the vqvae's training: the rest of its share, then
     # the prior
     trained.clear()
     trained[vqvae] = 60.0
-    assert play(5) == [f"train continue {vqvae} --minutes 2.000",
+    assert play(trained, 5) == [f"train continue {vqvae} --minutes 2.000",
                        f"train new {prior} --model code-prior --upstream {vqvae} "
                        "--minutes 2.000 --set patience=0"]
 
@@ -94,10 +103,7 @@ def test_a_demo_whose_run_state_is_damaged_says_so_in_one_line(monkeypatch, caps
     from musicrgan import demo, runs
     monkeypatch.setattr(demo, "cli", lambda argv: 0)  # the steps themselves are not run
     monkeypatch.setattr(demo, "_exists", lambda run: run == demo.UPSTREAM_RUN)
-
-    def damaged(path):
-        raise runs.DamagedState(f"{path}/state.json is damaged")
-    monkeypatch.setattr(runs, "read_state", damaged)
+    monkeypatch.setattr(runs, "read_state", damaged_state)
     assert demo.run(minutes=1) == 2
     err = capsys.readouterr().err
     assert err.strip() == (f"make demo: error: {demo.UPSTREAM_RUN}/state.json is damaged; "
