@@ -114,10 +114,10 @@ def build_cache(upstream, data: str, checkpoint_fingerprint: str, progress=None,
     with folder_lock(folder, "encoding into"):
         for leftover in folder.rglob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-        for split, name in changed:
-            for path in (folder / split).glob("*.npy"):
-                if _file_offset(path)[0] == str(folder / split / name):
-                    path.unlink(missing_ok=True)
+        stale = {str(folder / split / name) for split, name in changed}
+        for path in folder.rglob("*.npy") if stale else ():
+            if _file_offset(path)[0] in stale:
+                path.unlink(missing_ok=True)
         todo = [(split, name, frames, offset) for split, files in listing["files"].items()
                 for name, frames in files.items()
                 for offset in (offsets if split == "train" else [0])
