@@ -266,6 +266,41 @@ def test_the_reconstructions_frechet_distance_is_zero_for_a_perfect_autoencoder(
     assert perfect["onset_rate"] == perfect["onset_rate_of_clips"] > 1.0
 
 
+def test_vqvae_keeps_the_epoch_whose_reconstructions_are_nearest_the_test_clips(vqvae, techno,
+                                                                                tmp_path):
+    """best.keras is chosen by val_frechet, the Fréchet distance of the test clips'
+    reconstructions to the clips themselves (the loss is no guide to how they sound)."""
+    from musicrgan.validation import ReconstructionFrechet
+    copy = tmp_path / "vq"
+    shutil.copytree(vqvae, copy, ignore=shutil.ignore_patterns("latents"))
+    run = Run(copy)
+    run.train(2, verbose=0)
+    history = run.state["history"]
+    distances = [row["val_frechet"] for row in history]
+    assert len(distances) == 3 and all(d > 0 for d in distances), distances
+    assert run.state["best"] == pytest.approx(min(distances))
+
+    # measured again on best.keras: the same distance
+    check = ReconstructionFrechet(run.family, str(techno))
+    check.on_train_begin()
+    check.set_model(run.model("best"))
+    logs = {}
+    check.on_epoch_end(0, logs)
+    assert logs["val_frechet"] == pytest.approx(min(distances), rel=1e-3)
+    # it is the distance of the reconstructions to the clips they were made of
+    check.family.reconstruct = lambda model, batch: batch
+    check.on_epoch_end(0, logs)
+    assert logs["val_frechet"] < 1e-3
+    check.family.reconstruct = lambda model, batch: 0.5 * batch
+    check.on_epoch_end(0, logs)
+    from musicrgan.audio import resample
+    from musicrgan.metrics import clips_frechet_distance
+    at_metric_rate = [resample(c, run.family.rate, METRIC_RATE) for c in check.test_clips]
+    assert run.family.rate != METRIC_RATE   # measured at the metric's rate, as evaluate does
+    assert logs["val_frechet"] == pytest.approx(clips_frechet_distance(
+        [0.5 * c for c in at_metric_rate], at_metric_rate), rel=1e-3) and logs["val_frechet"] > 1
+
+
 def test_reconstruct_writes_each_file_beside_its_reconstruction(vqvae, tmp_path, capsys):
     from test_evaluate import assert_page_files_exist
     (tmp_path / "other").mkdir()
