@@ -72,6 +72,19 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
         assert result["descriptors"][name]["train_in_range"] == pytest.approx(
             np.mean([low <= d[name] <= high for d in train]))
     assert "train split in range" in proc.stdout
+    # and its Fréchet distance with as many of its clips as were generated, over random sets
+    from musicrgan.metrics import subsets_frechet_distance
+    train_clips = corpus_clips(techno, "train", 1.5, 64)
+    test_clips = corpus_clips(techno, "test", 1.5, 64)
+    of_n = f["train_vs_test_of_n"]
+    expected = subsets_frechet_distance(train_clips, test_clips, 3, seed=result["seed"])
+    assert of_n["clips"] == 3 and of_n["draws"] == len(expected) == 16
+    assert of_n["mean"] == pytest.approx(np.mean(expected))
+    assert of_n["min"] < of_n["max"]  # sets of 3 differ
+    assert "3 of its clips" in proc.stdout
+    # a set of every clip is the whole split's distance, however drawn
+    assert subsets_frechet_distance(train_clips, test_clips, len(train_clips), draws=2) == \
+        pytest.approx([f["train_vs_test"]] * 2)
     assert result["speed"]["realtime_factor_batch"] == pytest.approx(
         3 * result["speed"]["realtime_factor_per_stream"], rel=0.01)
     assert result["reconstruction"] is None  # lstm-gan does not encode audio

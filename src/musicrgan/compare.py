@@ -251,7 +251,10 @@ def summary_table(summary: dict) -> tuple[list[str], list[list]]:
     first = next(iter(summary["results"].values()))
     f, d = first["frechet"], first["descriptors"]
     train_shares = [v["train_in_range"] for v in d.values() if "train_in_range" in v]
-    rows.append(["corpus train split", _fmt(f["train_vs_test"]),
+    of_n = f.get("train_vs_test_of_n")
+    rows.append(["corpus train split", _fmt(f["train_vs_test"]) + (
+                     f" ({of_n['mean']:.1f} ± {of_n['std']:.1f} for {of_n['clips']})"
+                     if of_n else ""),
                  f"{np.mean(train_shares):.0%}" if train_shares else "",
                  f"{d['loudness']['corpus_mean']:.1f}",
                  f"{d['flatness']['corpus_mean']:.3g}", f"{d['onset_rate']['corpus_mean']:.2f}",
@@ -267,7 +270,9 @@ def _fmt(value):
 def _legend() -> str:
     return ("Fréchet: distance between Gaussians fitted to log-mel frames of generated and "
             "held-out corpus audio (lower is better; the corpus's own train split and white "
-            "noise at corpus loudness give the scale). Descriptors in range: share of "
+            "noise at corpus loudness give the scale; in brackets the train split's mean and "
+            "spread over random sets of as many clips as each model made: fewer clips read "
+            "further). Descriptors in range: share of "
             "generated clips inside the corpus's 5-95 % range, averaged over loudness, "
             "centroid, flatness, onset rate, tempo and tempo strength (the corpus row: the "
             "train split's own clips in that range, and corpus means). Speed: seconds of "

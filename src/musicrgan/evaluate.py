@@ -89,6 +89,8 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
     frechet = {
         "generated_vs_test": distance,
         "train_vs_test": metrics.clips_frechet_distance(train, test) if train else None,
+        # the corpus's own train clips, as many as were generated (the yardstick for them)
+        "train_vs_test_of_n": _of_n(train, test, len(generated), seed),
         "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
     # the same clips at the corpus's level (generate --match-loudness): what mastering buys
     target = mastering.corpus_loudness(run.path, run.data if Path(run.data).is_dir() else data)
@@ -133,6 +135,14 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
         "metric_seconds": round(time.perf_counter() - started, 2),
     }
     return _save(run, result)
+
+
+def _of_n(train, test, n: int, seed: int) -> dict | None:
+    if not train or len(train) <= n:
+        return None
+    distances = metrics.subsets_frechet_distance(train, test, n, seed=seed)
+    return {"clips": n, "draws": len(distances), "mean": float(np.mean(distances)),
+            "std": float(np.std(distances)), "min": min(distances), "max": max(distances)}
 
 
 def _header(run: Run, data, checkpoint: str, n: int, seconds: float, seed: int) -> dict:
@@ -184,7 +194,8 @@ def format_table(result: dict) -> str:
     f = result["frechet"]
     lines = [title,
              f"  Fréchet distance (log-mel, lower is better): {f['generated_vs_test']:.2f}   "
-             f"[corpus train vs test {_fmt(f['train_vs_test'])}, noise {f['noise_vs_test']:.2f}]",
+             f"[corpus train vs test {_fmt(f['train_vs_test'])}{_of_n_text(f)}, "
+             f"noise {f['noise_vs_test']:.2f}]",
              f"  {'descriptor':15s} {'generated':>22s} {'corpus (test)':>22s} {'in range':>9s} "
              f"{'W1/std':>7s} {'train split in range':>21s}"]
     for name, d in result["descriptors"].items():
@@ -211,6 +222,12 @@ def format_table(result: dict) -> str:
         lines.append("  reconstruction: " + ", ".join(
             f"{k} {v:.3g}" for k, v in result["reconstruction"].items()))
     return "\n".join(lines)
+
+
+def _of_n_text(frechet: dict) -> str:
+    of_n = frechet.get("train_vs_test_of_n")
+    return "" if not of_n else (f"; {of_n['clips']} of its clips: {of_n['mean']:.2f} ± "
+                                f"{of_n['std']:.2f}, {of_n['min']:.2f}-{of_n['max']:.2f}")
 
 
 def _fmt(value, spec=".2f"):
