@@ -73,17 +73,17 @@ def test_evaluate_writes_eval_json_and_clips(trained_run, techno):
             np.mean([low <= d[name] <= high for d in train]))
     assert "train split in range" in proc.stdout
     # and its Fréchet distance with as many of its clips as were generated, over random sets
-    from musicrgan.metrics import subsets_frechet_distance
-    train_clips = corpus_clips(techno, "train", 1.5, 64)
-    test_clips = corpus_clips(techno, "test", 1.5, 64)
+    from musicrgan.metrics import log_mel, subsets_frechet_distance
+    train_frames = [log_mel(c) for c in corpus_clips(techno, "train", 1.5, 64)]
+    test_frames = np.concatenate([log_mel(c) for c in corpus_clips(techno, "test", 1.5, 64)])
     of_n = f["train_vs_test_of_n"]
-    expected = subsets_frechet_distance(train_clips, test_clips, 3, seed=result["seed"])
+    expected = subsets_frechet_distance(train_frames, test_frames, 3, seed=result["seed"])
     assert of_n["clips"] == 3 and of_n["draws"] == len(expected) == 16
     assert of_n["mean"] == pytest.approx(np.mean(expected))
     assert of_n["min"] < of_n["max"]  # sets of 3 differ
     assert "3 of its clips" in proc.stdout
     # a set of every clip is the whole split's distance, however drawn
-    assert subsets_frechet_distance(train_clips, test_clips, len(train_clips), draws=2) == \
+    assert subsets_frechet_distance(train_frames, test_frames, len(train_frames), draws=2) == \
         pytest.approx([f["train_vs_test"]] * 2)
     assert result["speed"]["realtime_factor_batch"] == pytest.approx(
         3 * result["speed"]["realtime_factor_per_stream"], rel=0.01)

@@ -68,10 +68,15 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
 
     started = time.perf_counter()
     test_descriptors = [metrics.descriptors(c) for c in test]
+    test_frames = np.concatenate([metrics.log_mel(c) for c in test])
+
+    def distance_to_test(clips):
+        return metrics.frechet_distance(np.concatenate([metrics.log_mel(c) for c in clips]),
+                                        test_frames)
 
     def measure(clips):
         clip_descriptors = [metrics.descriptors(c) for c in clips]
-        return metrics.clips_frechet_distance(clips, test), clip_descriptors, {
+        return distance_to_test(clips), clip_descriptors, {
             name: metrics.compare_distributions([d[name] for d in clip_descriptors],
                                                 [d[name] for d in test_descriptors])
             for name in metrics.DESCRIPTORS}
@@ -86,12 +91,14 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
             descriptors[name]["train_in_range"] = metrics.compare_distributions(
                 [d[name] for d in train_descriptors],
                 [d[name] for d in test_descriptors])["in_range"]
+    train_frames = [metrics.log_mel(c) for c in train or []]
     frechet = {
         "generated_vs_test": distance,
-        "train_vs_test": metrics.clips_frechet_distance(train, test) if train else None,
+        "train_vs_test": metrics.frechet_distance(np.concatenate(train_frames), test_frames)
+        if train else None,
         # the corpus's own train clips, as many as were generated (the yardstick for them)
-        "train_vs_test_of_n": _of_n(train, test, len(generated), seed),
-        "noise_vs_test": metrics.clips_frechet_distance(_noise_like(test, seed), test)}
+        "train_vs_test_of_n": _of_n(train_frames, test_frames, len(generated), seed),
+        "noise_vs_test": distance_to_test(_noise_like(test, seed))}
     # the same clips at the corpus's level (generate --match-loudness): what mastering buys
     target = mastering.corpus_loudness(run.path, run.data if Path(run.data).is_dir() else data)
     distance, _, matched = measure(
@@ -137,10 +144,10 @@ def evaluate(run: Run | Path, *, data: str | None = None, n: int = 8, seconds: f
     return _save(run, result)
 
 
-def _of_n(train, test, n: int, seed: int) -> dict | None:
-    if not train or len(train) <= n:
+def _of_n(train_frames: list, test_frames: np.ndarray, n: int, seed: int) -> dict | None:
+    if len(train_frames) <= n:
         return None
-    distances = metrics.subsets_frechet_distance(train, test, n, seed=seed)
+    distances = metrics.subsets_frechet_distance(train_frames, test_frames, n, seed=seed)
     return {"clips": n, "draws": len(distances), "mean": float(np.mean(distances)),
             "std": float(np.std(distances)), "min": min(distances), "max": max(distances)}
 

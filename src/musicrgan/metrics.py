@@ -73,17 +73,15 @@ def clips_frechet_distance(clips_a, clips_b, rate: int = METRIC_RATE) -> float:
                             np.concatenate([log_mel(c, rate) for c in clips_b]))
 
 
-def subsets_frechet_distance(clips, reference, n: int, draws: int = 16, seed: int = 0,
-                             rate: int = METRIC_RATE) -> list[float]:
-    """The Fréchet distance to `reference` of `draws` random sets of n of `clips`. With
-    fewer clips a set's Gaussian is further from the reference's and varies more from set
-    to set, so a generator's n clips are to be read against the corpus's own at the same
-    n, not against all of them."""
-    frames = [log_mel(c, rate) for c in clips]
-    reference = np.concatenate([log_mel(c, rate) for c in reference])
+def subsets_frechet_distance(clip_frames, reference: np.ndarray, n: int, draws: int = 16,
+                             seed: int = 0) -> list[float]:
+    """The Fréchet distance to the `reference` frames of `draws` random sets of n clips,
+    each clip given as its log-mel frames. With fewer clips a set's Gaussian is further
+    from the reference's and varies more from set to set, so a generator's n clips are to
+    be read against the corpus's own at the same n, not against all of them."""
     rng = np.random.default_rng(seed)
-    return [frechet_distance(np.concatenate([frames[i] for i in rng.choice(
-                len(frames), n, replace=False)]), reference) for _ in range(draws)]
+    return [frechet_distance(np.concatenate([clip_frames[i] for i in rng.choice(
+                len(clip_frames), n, replace=False)]), reference) for _ in range(draws)]
 
 
 # -- descriptors -----------------------------------------------------------------------
