@@ -330,3 +330,73 @@ def test_a_linear_learning_rate_schedule_falls_to_zero_over_each_session(techno,
     assert 0 <= rate < 0.5 * budget.family.config.learning_rate
     with pytest.raises(ConfigError, match="lr_schedule"):
         get_family("vqvae").Config.from_dict({"lr_schedule": "cosine"})
+
+
+def test_weight_average_is_what_validation_measures_and_checkpoints_keep(techno, tmp_path,
+                                                                        monkeypatch):
+    """WeightAverage: after each epoch's training the model holds the moving average of the
+    weights of every step (with its warm-up), which the validation loss and the callbacks
+    after it see; the next epoch trains on from the raw weights; fit ends on the average.
+    Through a run: best.keras holds the average, not the last step's weights."""
+    from musicrgan.averaging import WeightAverage, average_decay
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.steps, self.epoch_ends, self.epoch_begins = [], [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_begins.append(self.model.get_weights())
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(self.model.get_weights())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_ends.append((self.model.get_weights(), logs["val_loss"]))
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    watch = Watch()
+    model.fit(x, y, batch_size=8, epochs=2, validation_data=(x[:16], y[:16]), verbose=0,
+              callbacks=[WeightAverage(0.9), watch])
+
+    average = [w.astype(np.float64) for w in watch.epoch_begins[0]]
+    for step, weights in enumerate(watch.steps, start=1):
+        decay = average_decay(0.9, step)
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+        if step % 5 == 0:  # an epoch's end: 40 examples in batches of 8
+            held, val_loss = watch.epoch_ends[step // 5 - 1]
+            for a, h in zip(average, held):
+                np.testing.assert_allclose(h, a, rtol=1e-5, atol=1e-6)
+            assert not np.allclose(held[0], weights[0])  # the average, not the last step
+            expected = float(np.mean((_dense_stack(held, x[:16]) - y[:16]) ** 2))
+            assert val_loss == pytest.approx(expected, rel=1e-4)
+    # the second epoch began from the first's last raw weights
+    for raw, begun in zip(watch.steps[4], watch.epoch_begins[1]):
+        np.testing.assert_array_equal(raw, begun)
+    for a, w in zip(average, model.get_weights()):
+        np.testing.assert_allclose(w, a, rtol=1e-5, atol=1e-6)
+
+    # through a run: the config puts the callback first; best.keras is the average
+    put_in = []
+    original = WeightAverage._put_average_in
+
+    def recorded(self):
+        original(self)
+        put_in.append([w.numpy().copy() for w in self.trained])
+    monkeypatch.setattr(WeightAverage, "_put_average_in", recorded)
+    config = {**tiny("sample-lstm"), "steps_per_epoch": 4, "weight_average": 0.5}
+    run, _ = trained(tmp_path / "averaged", "sample-lstm", techno, 1, config)
+    assert len(put_in) >= 1
+    best = run.model("best")
+    for held, kept in zip(put_in[-1], [w.numpy() for w in best.trainable_variables]):
+        np.testing.assert_array_equal(held, kept)
+    with pytest.raises(ConfigError, match="weight_average"):
+        get_family("vqvae").Config.from_dict({"weight_average": 1.0})
+
+
+def _dense_stack(weights, x):
+    kernel1, bias1, kernel2, bias2 = weights
+    return (x @ kernel1 + bias1) @ kernel2 + bias2

@@ -702,6 +702,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     import keras
     if c.seed is not None:
         keras.utils.set_random_seed(c.seed + state["epochs_done"])
+    from .averaging import WeightAverage
     from .distribute import is_multi_worker, keras_multi_worker_fixes
     replicas = devices.num_replicas_in_sync if devices is not None else 1
     train_ds, val_ds = _datasets(family, data, state["epochs_done"], opened.latent_cache(),
@@ -726,6 +727,8 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     state["sessions"] = session
     callback = _make_callback(run, family, state, session, budget_seconds, replicas, epochs)
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / "tensorboard"), write_graph=False)
+    # first: the callbacks after it measure and keep the averaged weights
+    averaging = [WeightAverage(c.weight_average)] if c.weight_average else []
     start = state["epochs_done"]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -742,7 +745,7 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, initial_epoch=start,
                       epochs=start + epochs,
-                      callbacks=[*family.callbacks(data), callback, tensorboard],
+                      callbacks=[*averaging, *family.callbacks(data), callback, tensorboard],
                       verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         raise TrainingInterrupted(_kept(run, state)) from None

@@ -39,6 +39,9 @@ class TrainConfig:
     # learning_rate to zero at its end (its time budget or its epochs, whichever ends it
     # first): the budgeted-training schedule (Li et al., ICLR 2020); "constant": throughout
     lr_schedule: str = "constant"
+    # decay of the moving average of the weights that validation measures and checkpoints
+    # keep (averaging.WeightAverage; 0: none, the last step's weights)
+    weight_average: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict | None):
@@ -66,6 +69,9 @@ class TrainConfig:
             raise ConfigError("batch_size and steps_per_epoch must be >= 1, learning_rate > 0")
         if self.lr_schedule not in ("constant", "linear"):
             raise ConfigError(f"lr_schedule must be constant or linear, got {self.lr_schedule}")
+        if not 0 <= self.weight_average < 1:
+            raise ConfigError(f"weight_average must be 0 (none) or a decay below 1, got "
+                              f"{self.weight_average}")
 
 
 @dataclass
