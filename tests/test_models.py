@@ -285,11 +285,10 @@ def test_an_autoencoders_audio_has_no_dc_however_its_last_layer_is_biased(name):
     # how much of the bias survives the tanh depends on the initial weights: fixed here
     keras.utils.set_random_seed(0)
     for drift_filter in (0, 512):
-        # vqvae's default decoder ends in an inverse STFT: its convolutional one has the
-        # biased last layer in question (the filter itself is the same layer in both)
-        settings = {"decoder": "conv"} if name == "vqvae" else {}
+        # the default decoders end in an inverse STFT: the convolutional one has the biased
+        # last layer in question (the filter itself is the same layer in both)
         config = family.Config.from_dict({"channels": 4, "drift_filter": drift_filter,
-                                          **settings})
+                                          "decoder": "conv"})
         decoder = family(config, 16000).build().decoder
         last = decoder.get_layer("dec_out")
         weights, bias = last.get_weights()

@@ -441,12 +441,12 @@ def test_a_vqvae_with_either_decoder_learns_reloads_and_exports(decoder, onset_w
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
-    assert (model.onset_weight, model.moments_weight) == (onset_weight, moments_weight)
+    assert (model.distance.onset, model.distance.moments) == (onset_weight, moments_weight)
     clips = np.stack([chord(1.0, 16000, amp=a)[:4096] for a in (0.05, 0.3)])
     with_terms = float(model._step_losses(clips, False)[0])
-    model.onset_weight = model.moments_weight = 0.0
+    model.distance.onset = model.distance.moments = 0.0
     assert with_terms > float(model._step_losses(clips, False)[0])
-    model.onset_weight, model.moments_weight = onset_weight, moments_weight
+    model.distance.onset, model.distance.moments = onset_weight, moments_weight
     layers = [layer.name for layer in model.decoder.layers]
     assert layers[-1] == "remove_drift"
     assert ("inverse_stft" in layers) == (decoder == "istft")

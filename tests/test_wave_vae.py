@@ -126,7 +126,7 @@ def test_the_filter_bank_splits_audio_into_bands_and_puts_it_back(bands):
 @pytest.mark.slow  # 14 s: an option, not the default (the filter bank's test above is fast)
 def test_a_multi_band_wave_vae_trains_reloads_and_exports(techno, tmp_path, capsys):
     folder = tmp_path / "bands"
-    history = train_tiny(capsys, folder, techno, "bands=4", "strides=[2, 2]")
+    history = train_tiny(capsys, folder, techno, "bands=4", "strides=[2, 2]", "decoder=conv")
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
@@ -145,18 +145,23 @@ def test_a_multi_band_wave_vae_trains_reloads_and_exports(techno, tmp_path, caps
 
 
 @pytest.mark.slow  # 15 s: an option, not the default (vqvae's tests cover the decoder)
-def test_a_wave_vae_with_the_istft_decoder_learns_reloads_and_refuses_sub_bands(techno,
-                                                                                 tmp_path,
-                                                                                 capsys):
+def test_a_wave_vae_with_vqvaes_decoder_and_terms_learns_reloads_and_refuses_sub_bands(
+        techno, tmp_path, capsys):
     folder = tmp_path / "istft"
     history = train_tiny(capsys, folder, techno, "decoder=istft", "istft_fft=64",
-                         "convergence_weight=1")
+                         "convergence_weight=1", "moments_weight=3")
     assert float(history[1]["reconstruction"]) < float(history[0]["reconstruction"])
     run = Run(folder)
     model = run.model()
     assert "inverse_stft" in [layer.name for layer in model.decoder.layers]
     audio = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 4096)).astype("float32")
     assert run.family.reconstruct(model, audio).shape == audio.shape
+    # the reloaded model trains on vqvae's terms with the run's weights
+    assert (model.distance.convergence, model.distance.moments) == (1.0, 3.0)
+    quieter = 0.3 * audio
+    with_moments = float(model.distance(audio, quieter))
+    model.distance.moments = 0.0
+    assert with_moments > float(model.distance(audio, quieter))
     assert_refused(cli(capsys, "train", "new", tmp_path / "bad", "--model", "wave-vae",
                        "--data", techno, "--set", "decoder=istft", "--set", "bands=16",
                        "--set", "strides=[2, 2, 2]"), "decoder: istft makes the samples")

@@ -2,8 +2,9 @@
 over the latent trajectories of an upstream run with continuous latents (`--upstream` a
 wave-vae run; a Gaussian spec-vae's works too): a 1-D convolutional encoder (modules/conv,
 dilated residual units) compresses `window` latent steps by the product of `strides` into
-high-level latents (one point per window with the default 256 = 4*4*4*4: one point per
-2 s of audio at 16 kHz through a 128x wave-vae), held to N(0, I) by a KL term with warm-up;
+high-level latents (64 = 4*4*4 by default: a point per 0.5 s of audio at 16 kHz through a
+128x wave-vae; strides [4, 4, 4, 4] make one point of a 256-step window), held to N(0, I)
+by a KL term with warm-up;
 the mirrored decoder predicts, for every latent step, a Gaussian: mean and log variance.
 
 What it learns, by `objective`:
@@ -46,8 +47,12 @@ MIN_LOG_VAR = -6.0
 @dataclass
 class LatentVAEConfig(LatentsConfig):
     window: int = 256            # upstream latent steps per training example
-    strides: list = field(default_factory=lambda: [4, 4, 4, 4])   # compression: their product
-    channels: int = 128          # of the first convolutions; doubling per downsampling, to 256
+    # compression: their product; 64 upstream steps a point since 2026-12-07: at 256 (one
+    # point per 2 s) the posterior collapsed in 3 minutes (KL 0.15 nats a point: every draw
+    # decoded to nearly the same trajectory), at 64 it was used (KL 98) and its clips came
+    # half as far from the corpus (docs/hierarchical.md, "latent-vae collapses")
+    strides: list = field(default_factory=lambda: [4, 4, 4])
+    channels: int = 64           # of the first convolutions; doubling per downsampling, to 256
     latent_dim: int = 64         # of each high-level latent
     objective: str = "trajectory"   # or "posterior"
     sample_posterior: bool = False  # trajectory: targets drawn from the upstream's posterior

@@ -25,16 +25,14 @@ import numpy as np
 from ..modules import replicas
 from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..modules.quantizer import CodeVectors, NearestCodes, VectorQuantizer
-from ..metrics import HOP, METRIC_RATE, N_FFT, N_MELS
-from ..modules.spectral import (SPECTRAL_SCALES, LogMel, frame_moments_distance,
-                                multiscale_spectral_distance, onset_flux_distance)
+from ..metrics import METRIC_RATE
+from ..modules.spectral import SPECTRAL_SCALES, AudioDistance
 from ..validation import ReconstructionFrechet
 from . import register
 from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, MadeOfNetworks,
                    check_whole_numbers, tf)
 
 import keras  # noqa: E402
-from keras import ops  # noqa: E402
 
 
 @dataclass
@@ -117,12 +115,9 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         self.spectral_scales = tuple(spectral_scales)
         self.convergence_weight = convergence_weight
         self.onset_weight, self.moments_weight, self.rate = onset_weight, moments_weight, rate
-        # the frames of metrics.log_mel (N_FFT, hop HOP), scaled to the rate
-        self.frames_mel = LogMel(rate, N_FFT * rate // METRIC_RATE, HOP * rate // METRIC_RATE,
-                                 N_MELS)
-        # the frames of metrics.onset_envelope (N_FFT, hop HOP // 2), scaled to the rate
-        self.onset_mel = LogMel(rate, N_FFT * rate // METRIC_RATE,
-                                HOP // 2 * rate // METRIC_RATE, N_MELS)
+        self.distance = AudioDistance(rate, spectral_weight, spectral_scales,
+                                      convergence_weight, waveform_weight, onset_weight,
+                                      moments_weight)
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
         self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
@@ -138,17 +133,7 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         latents = self.encoder(audio, training=training)
         quantized, indices = self.quantizer(latents)
         decoded = self.decoder(quantized, training=training)
-        reconstruction = (self.waveform_weight * ops.mean(ops.abs(audio - decoded))
-                          + self.spectral_weight * multiscale_spectral_distance(
-                              audio, decoded, self.spectral_scales,
-                              convergence=self.convergence_weight))
-        if self.onset_weight:
-            reconstruction = reconstruction + self.onset_weight * onset_flux_distance(
-                audio, decoded, self.onset_mel)
-        if self.moments_weight:
-            frames = [ops.reshape(self.frames_mel(x), (-1, N_MELS)) for x in (audio, decoded)]
-            reconstruction = reconstruction + self.moments_weight * frame_moments_distance(
-                *frames)
+        reconstruction = self.distance(audio, decoded)
         commitment = self.quantizer.commitment(latents, indices)
         return reconstruction, commitment, latents, indices
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import import_tensorflow
-from ..metrics import mel_filterbank
+from ..metrics import HOP, METRIC_RATE, N_FFT, N_MELS, mel_filterbank
 from .features import frame
 
 import_tensorflow()
@@ -186,6 +186,41 @@ class LogMel(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "n_fft": self.n_fft,
                 "hop": self.hop, "mels": self.mels}
+
+
+class AudioDistance:
+    """The reconstruction distance the raw-audio autoencoders train on (vqvae, wave-vae), for
+    (batch, samples) audio at `rate`: `spectral` times the multi-scale log-spectral distance
+    (with `convergence`), plus `waveform` times the samples' mean absolute difference,
+    `onset` times the onset-flux distance and `moments` times the distance of the log-mel
+    frames' mean and covariance over the batch (the frames of metrics.log_mel, N_FFT and
+    HOP scaled to the rate: what the Fréchet distance measures). A term of weight 0 costs
+    nothing."""
+
+    def __init__(self, rate: int, spectral: float = 1.0, scales=SPECTRAL_SCALES,
+                 convergence: float = 0.0, waveform: float = 0.0, onset: float = 0.0,
+                 moments: float = 0.0):
+        self.spectral, self.scales, self.convergence = spectral, tuple(scales), convergence
+        self.waveform, self.onset, self.moments = waveform, onset, moments
+        n_fft = N_FFT * rate // METRIC_RATE
+        self.frames_mel = LogMel(rate, n_fft, HOP * rate // METRIC_RATE, N_MELS)
+        # metrics.onset_envelope's frames: half the hop
+        self.onset_mel = LogMel(rate, n_fft, HOP // 2 * rate // METRIC_RATE, N_MELS)
+
+    def __call__(self, audio, decoded):
+        distance = 0.0
+        if self.spectral:
+            distance = self.spectral * multiscale_spectral_distance(
+                audio, decoded, self.scales, convergence=self.convergence)
+        if self.waveform:
+            distance = distance + self.waveform * ops.mean(ops.abs(audio - decoded))
+        if self.onset:
+            distance = distance + self.onset * onset_flux_distance(audio, decoded,
+                                                                   self.onset_mel)
+        if self.moments:
+            frames = [ops.reshape(self.frames_mel(x), (-1, N_MELS)) for x in (audio, decoded)]
+            distance = distance + self.moments * frame_moments_distance(*frames)
+        return distance
 
 
 def mel_to_magnitudes(log_mel: LogMel, frames, iterations: int = 50):
