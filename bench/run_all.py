@@ -76,11 +76,14 @@ BENCHES = [
      "generation (diffusion_over_latent_vae). Targets (issue 11): decoding at least 30x, "
      "whole generation at least 10x, latent diffusion at least 2x."),
     ("pqmf", "bench_pqmf.py",
-     "wave-vae's multi-band front end (a PQMF filter bank, bands 16, strides [2, 2, 2]) "
-     "against the default on the samples (strides [4, 4, 4, 2]), both 128x, untrained, same "
-     "process: parameters, seconds per training step through `fit` (batch 8 of 16384 "
-     "samples), encoding and decoding 10 s at batch 1 (x real time), and ratios over the "
-     "default. What each reconstructs after 3 training minutes: docs/hierarchical.md."),
+     "wave-vae's multi-band front end (a PQMF filter bank, bands 16, strides [2, 2, 2], the "
+     "transposed-convolution decoder) against the samples with the same decoder (`samples`: "
+     "the default before 2026-12-07, 32 channels, strides [4, 4, 4, 2], 16 latent channels) "
+     "and against today's default (`default`: vqvae's network on the samples, 16 channels, "
+     "strides [4, 8, 4], the istft decoder), all 128x, untrained, same process: parameters, "
+     "seconds per training step through `fit` (batch 8 of 16384 samples), encoding and "
+     "decoding 10 s at batch 1 (x real time), and ratios over `samples`. What each "
+     "reconstructs after 3 training minutes: docs/hierarchical.md."),
     ("vqvae_heads", "bench_vqvae_heads.py",
      "vqvae's decoder: the default since 2026-12-06 (`decoder: istft`, Vocos's head: the "
      "decoder's layers at the code rate, one 256-point spectrum per code, an inverse STFT; "
