@@ -262,8 +262,11 @@ def test_lstm_gan_keeps_the_pulse_at_the_tempo_asked_for(tmp_path):
     for bpm in (124, 146):
         clips = generate(family, model, 6, 8 * 16000, None, seed=3, bpm=bpm)
         # measured on a 3-minute run: 0.70-0.80 on the grid, 0.01-0.26 off it; tempo
-        # strength 0.20 (2026-12-07, a run of this test) to 0.57, 0.02-0.11 with no clock
-        assert_keeps_the_pulse(clips, bpm, min_strength=0.15)
+        # strength 0.20 (2026-12-07, a run of this test) to 0.57, 0.02-0.11 with no clock.
+        # The same seeded run differs by machine: on an Intel Xeon with AMX (2026-12-07) it
+        # gave 0.44-0.52 on the grid at 124 BPM and 0.33-0.41 at 146, 0.005-0.21 off it, the
+        # same on every rerun; the contrast with the grid 7 % off is what tells a pulse
+        assert_keeps_the_pulse(clips, bpm, min_strength=0.15, min_on=0.3)
 
 
 def test_the_drift_filter_removes_dc_and_drift_and_keeps_a_kicks_fundamental():
