@@ -334,6 +334,23 @@ def test_a_linear_learning_rate_schedule_falls_to_zero_over_each_session(techno,
         get_family("vqvae").Config.from_dict({"lr_schedule": "cosine"})
 
 
+class _WeightWatch(keras.callbacks.Callback):
+    """Records the model's weights at every epoch's start, after every step, and at every
+    epoch's end (with its val_loss)."""
+
+    def on_train_begin(self, logs=None):
+        self.steps, self.epoch_ends, self.epoch_begins = [], [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_begins.append(self.model.get_weights())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(self.model.get_weights())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_ends.append((self.model.get_weights(), logs["val_loss"]))
+
+
 def test_weight_average_is_what_validation_measures_and_checkpoints_keep(techno, tmp_path,
                                                                         monkeypatch):
     """WeightAverage: after each epoch's training the model holds the moving average of the
@@ -342,25 +359,12 @@ def test_weight_average_is_what_validation_measures_and_checkpoints_keep(techno,
     Through a run: best.keras holds the average, not the last step's weights."""
     from musicrgan.averaging import WeightAverage, average_decay
 
-    class Watch(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.steps, self.epoch_ends, self.epoch_begins = [], [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_begins.append(self.model.get_weights())
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps.append(self.model.get_weights())
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_ends.append((self.model.get_weights(), logs["val_loss"]))
-
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
-    watch = Watch()
+    watch = _WeightWatch()
     model.fit(x, y, batch_size=8, epochs=2, validation_data=(x[:16], y[:16]), verbose=0,
               callbacks=[WeightAverage(0.9), watch])
 
