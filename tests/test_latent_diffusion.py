@@ -1,6 +1,6 @@
 """latent-diffusion: the sampler and schedule recover what an exact denoiser knows; through
-the CLI over a tiny wave-vae, it learns (validation loss on fixed noise falls) and its
-step count is a control of generate."""
+the CLI over a tiny wave-vae, it learns (validation loss on fixed noise falls), its step
+count is a control of generate, and it hears the corpus's beat clock (generate --bpm)."""
 
 import json
 
@@ -14,7 +14,9 @@ from musicrgan.models.latent_diffusion import (LatentDiffusion, LatentDiffusionC
                                                cosine_schedule, ddim)
 from musicrgan.models.vqvae import VQVAE, VQVAEConfig
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
-from musicrgan.runs import read_history
+from musicrgan.beats import MIN_BPM
+from musicrgan.models.base import GenerationRequest
+from musicrgan.runs import Run, read_history
 
 import_tensorflow()
 
@@ -71,3 +73,26 @@ def test_it_learns_a_wave_vae_s_trajectories_and_samples_them(techno, tmp_path, 
     assert not np.array_equal(songs["1"], songs["6"])   # the step count is used
     listing = json.loads((tmp_path / "s6" / "index.json").read_text())["clips"]
     assert {c["family"] for c in listing} == {"latent-diffusion"}
+
+    # the clock: every training window's tempo counted (3 epochs of 10 steps of 4), the
+    # corpus's tempos drawn for songs, the denoiser's prediction moved by the beat position
+    run = Run(tmp_path / "diff")
+    model = run.model("best")
+    counts = np.asarray(model.denoiser.get_layer("clock").tempo_counts)
+    assert counts.sum() == 3 * 10 * 4
+    drawn = run.family.describe(model, GenerationRequest(n=4))["bpm"]
+    assert set(drawn) <= set(np.flatnonzero(counts) + MIN_BPM)
+    noisy = np.random.default_rng(0).standard_normal((1, 16, model.dim)).astype(np.float32)
+    level, beats = np.array([0.5], np.float32), np.array([[127.0, 0.0]], np.float32)
+    on_beat = np.asarray(model.denoiser([noisy, level, beats]))
+    later = np.asarray(model.denoiser([noisy, level, beats + [[0.0, 0.5]]]))
+    assert np.abs(later - on_beat).max() > 1e-4
+    for bpm in ("96", "150"):
+        status, printed, err = cli(capsys, "generate", tmp_path / "diff", "--n", "2",
+                                   "--seconds", "1", "--bpm", bpm, "--out",
+                                   tmp_path / f"b{bpm}", "--quiet")
+        assert status == 0, err
+        listing = json.loads((tmp_path / f"b{bpm}" / "index.json").read_text())["clips"]
+        assert [c["bpm"] for c in listing] == [float(bpm)] * 2
+        songs[bpm] = np.stack([sf.read(p)[0] for p in printed.split()])
+    assert not np.allclose(songs["96"], songs["150"])   # same seed, another tempo

@@ -13,7 +13,12 @@ the whole song's trajectory at once (the network is convolutional, so any length
 decodes it through the upstream's decoder.
 
 The targets are the upstream posterior's means as the cache holds them (a KL or MMD
-upstream keeps them near unit scale, which the schedule assumes)."""
+upstream keeps them near unit scale, which the schedule assumes).
+
+With `clock` (the default) the denoiser also hears the beat clock at each latent step
+(modules/beat_clock.ClockEmbedding, as code-prior's Transformer and lstm-gan's networks):
+training windows come with their beat grid from the corpus, and generation gives every song
+a tempo (`--bpm`, or one of the training corpus's tempos) from a downbeat."""
 
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..beats import MAX_BPM, MIN_BPM
 from ..modules import replicas
+from ..modules.beat_clock import ClockEmbedding, draw_corpus_tempos
 from ..modules.conv import residual_unit
 from . import register
 from .base import (ConfigError, Control, Generates, MadeOfNetworks, OnLatents, RunningMeans,
@@ -41,6 +48,10 @@ class LatentDiffusionConfig(LatentsConfig):
     channels: int = 128          # the denoiser's width
     blocks: int = 3              # of dilated residual units (dilations 1, 3, 9 each)
     denoise_steps: int = 20      # what generate's --denoise-steps defaults to
+    # the denoiser hears the beat clock at each step (generate then takes --bpm): without
+    # it the chain's songs had no pulse (tempo strength 0.08 against the corpus's 0.49,
+    # docs/compare.md, "The hierarchical chains")
+    clock: bool = True
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -66,20 +77,29 @@ def cosine_schedule(t):
     return ops.cos(0.5 * math.pi * t), ops.sin(0.5 * math.pi * t)
 
 
-def denoiser(dim: int, channels: int, blocks: int) -> keras.Model:
-    """(noisy (batch, steps, dim), t (batch,)) → v-prediction (batch, steps, dim)."""
+def denoiser(dim: int, channels: int, blocks: int,
+             clock: tuple[int, int] | None = None) -> keras.Model:
+    """(noisy (batch, steps, dim), t (batch,)) → v-prediction (batch, steps, dim). With
+    `clock` (hop, rate) it also takes beats (batch, 2) [tempo, beat position where the first
+    step starts] and hears the beat clock at each step (layer "clock")."""
     noisy = keras.Input((None, dim), name="noisy")
     t = keras.Input((), name="noise_level")
+    inputs = [noisy, t]
     level = layers.Dense(channels, activation="silu", name="level_in")(
         NoiseLevelFeatures(name="level_features")(t))
     h = layers.Conv1D(channels, 3, padding="same", name="den_in")(noisy)
+    if clock is not None:
+        beats = keras.Input((2,), name="beats")
+        inputs.append(beats)
+        h = layers.Add(name="clocked")([h, ClockEmbedding(*clock, channels, name="clock")(
+            noisy, beats)])
     for b in range(blocks):
         told = layers.Dense(channels, name=f"level_{b}")(level)
         h = layers.Add(name=f"told_{b}")([h, layers.Reshape((1, channels))(told)])
         for d in (1, 3, 9):
             h = residual_unit(h, channels, d, f"den{b}_res{d}")
     h = layers.LeakyReLU(0.2)(h)
-    return keras.Model([noisy, t], layers.Conv1D(dim, 3, padding="same", name="den_out")(h),
+    return keras.Model(inputs, layers.Conv1D(dim, 3, padding="same", name="den_out")(h),
                        name="denoiser")
 
 
@@ -101,12 +121,17 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         return self.denoiser(inputs)
 
     def _loss(self, cached, seed, training):
+        """`cached` the latent windows (batch, steps, channels), or (windows, beats) for a
+        denoiser with a clock."""
+        beats = ()
+        if isinstance(cached, (tuple, list)):
+            cached, beats = cached[0], tuple(cached[1:])
         x0 = cached[..., :self.dim]
         batch = ops.shape(x0)[0]
         t = tf.random.stateless_uniform((batch,), seed, 1e-3, 1.0)
         eps = tf.random.stateless_normal(ops.shape(x0), seed + 1)
         a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
-        v = self.denoiser([a * x0 + s * eps, t], training=training)
+        v = self.denoiser([a * x0 + s * eps, t, *beats], training=training)
         return ops.mean(ops.square(v - (a * eps - s * x0)))
 
     def train_step(self, cached):
@@ -148,20 +173,39 @@ class LatentDiffusion(OnLatents, Generates):
                     "denoises continuous trajectories (a wave-vae run's)")
         return None
 
+    @property
+    def uses_beats(self):
+        return self.config.clock
+
     def window(self):
         return self.config.window
 
-    def examples(self, cached):
-        return cached
+    def examples(self, cached, beats=None):
+        return cached if beats is None else (cached, beats)
 
     def controls(self):
-        return (Control("denoise_steps", "sampler steps from noise to a trajectory (more: "
-                        "slower, usually cleaner; default: the run's config)", 1, 1000, "K"),)
+        controls = (Control("denoise_steps", "sampler steps from noise to a trajectory (more: "
+                            "slower, usually cleaner; default: the run's config)", 1, 1000,
+                            "K"),)
+        if self.config.clock:
+            controls += (Control("bpm", "tempo of every song; default: one of the training "
+                                        "corpus's tempos per song", MIN_BPM, MAX_BPM, "BPM"),)
+        return controls
+
+    def _tempos(self, model, request):
+        return draw_corpus_tempos(model.denoiser.get_layer("clock").tempo_counts, request.n,
+                                  request.seed, request.controls.get("bpm"))
+
+    def describe(self, model, request):
+        if not self.config.clock:
+            return {}
+        return {"bpm": [round(float(b), 2) for b in self._tempos(model, request)]}
 
     def build(self):
         c = self.config
         dim = self.upstream_family.latent_channels()
-        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks), dim,
+        clock = (self.upstream_family.latent_hop(), self.rate) if c.clock else None
+        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks, clock), dim,
                                      name="latent_diffusion")
         model.build()
         self.compile(model)
@@ -176,11 +220,17 @@ class LatentDiffusion(OnLatents, Generates):
         temperature = request.temperature if request.temperature > 0 else 1.0
         noise = temperature * np.random.default_rng(request.seed).standard_normal(
             (request.n, steps, model.dim)).astype(np.float32)
-        denoise = self.traced(model, "denoise", lambda x, t: model.denoiser([x, t]),
-                              tf.TensorSpec((None, None, model.dim), tf.float32),
-                              tf.TensorSpec((None,), tf.float32))
-        trajectory = ddim(lambda x, t: np.asarray(denoise(x, t)), noise,
-                          int(request.controls.get("denoise_steps", self.config.denoise_steps)))
+        denoise_steps = int(request.controls.get("denoise_steps", self.config.denoise_steps))
+        signature = [tf.TensorSpec((None, None, model.dim), tf.float32),
+                     tf.TensorSpec((None,), tf.float32)]
+        beats = ()
+        if self.config.clock:  # each song from a downbeat at its tempo
+            signature.append(tf.TensorSpec((None, 2), tf.float32))
+            beats = (np.stack([self._tempos(model, request), np.zeros(request.n)],
+                              axis=1).astype(np.float32),)
+        denoise = self.traced(model, "denoise", lambda *inputs: model.denoiser(list(inputs)),
+                              *signature)
+        trajectory = ddim(lambda x, t: np.asarray(denoise(x, t, *beats)), noise, denoise_steps)
         audio = up.decode_in_pieces(self.upstream_model, trajectory)
         if progress:
             progress(samples)
@@ -192,9 +242,18 @@ class LatentDiffusion(OnLatents, Generates):
                 "decoder": self.upstream_family.exports(self.upstream_model)["decoder"]}
 
     def export_notes(self, model):
-        return {"samples_per_step": self.upstream_family.latent_hop(),
-                "denoiser": (f"(noisy (batch, steps, {model.dim}), noise_level (batch,)) -> "
-                             "v; schedule a = cos(pi t / 2), s = sin(pi t / 2)"),
+        notes = {}
+        if self.config.clock:
+            low, high = (float(v) for v in
+                         np.asarray(model.denoiser.get_layer("clock").tempo_range))
+            notes["beats"] = ("(batch, 2): the tempo in BPM and the beat position (0: on a "
+                              "downbeat) where the trajectory's first step starts; trained "
+                              f"on {low:.1f}-{high:.1f} BPM")
+        clocked = ", beats (batch, 2)" if self.config.clock else ""
+        return notes | {"samples_per_step": self.upstream_family.latent_hop(),
+                "denoiser": (f"(noisy (batch, steps, {model.dim}), noise_level (batch,)"
+                             f"{clocked}) -> v; schedule a = cos(pi t / 2), "
+                             "s = sin(pi t / 2)"),
                 "sampler": (f"DDIM: x = N(0, I) at t = 1; for t from 1 to 0 in "
                             f"{self.config.denoise_steps} equal steps: v = denoiser(x, t), "
                             "x0 = a x - s v, eps = s x + a v, x = a' x0 + s' eps at the next t"),
