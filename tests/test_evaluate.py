@@ -226,6 +226,9 @@ def test_compare_bad_arguments(techno, tmp_path, capsys):
                    "not in --models")
     assert_refused(cli(capsys, *base[:-4], "--budget-minutes", "0", "--models", "fft-lstm",
                        "--out", tmp_path / "o"), "budget")
+    # refused before any training, not after the budget is spent
+    assert_refused(cli(capsys, *base, "--models", "fft-lstm", "--n", "1"), "--n must be at least 2")
+    assert not (tmp_path / "o" / "runs").exists()
 
 
 @pytest.mark.slow

@@ -370,6 +370,9 @@ def cmd_compare(args) -> int:
         raise UsageError("--models needs at least one family, e.g. --models fft-lstm,lstm-gan")
     if not Path(args.data).is_dir():
         raise UsageError(f"corpus not found: {args.data}")
+    if args.n < 2:  # before any training: evaluate needs a distribution
+        raise UsageError(f"--n must be at least 2 (a distribution needs more than one clip), "
+                         f"got {args.n}")
     configs = {}
     for item in args.config or []:
         family, sep, path = item.partition("=")
