@@ -3,13 +3,17 @@ exports its default, KL-regularized form): the KL divergence and the MMD it is h
 prior with, the warm-up of their weight, each regularizer pulling the latents toward
 N(0, I) when it is weighted, the Wasserstein (mmd) form training through the CLI, and the
 multi-band (PQMF) front end: its filter bank reconstructing what it splits, and a wave-vae on
-it training, reloading and exporting."""
+it training, reloading and exporting; the adversarial phase, and a budget (compare's)
+split between the phases."""
 
 import numpy as np
 import pytest
 
-from conftest import assert_refused, cli, kill_after_epochs, onnx_decoder_output, tiny_config
+from conftest import (assert_refused, cli, kill_after_epochs, onnx_decoder_output, run_cli,
+                      tiny_config)
 from musicrgan import import_tensorflow
+from musicrgan.latents import fingerprint
+from musicrgan.models.base import ConfigError
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
 from musicrgan.modules import gaussian
 from musicrgan.modules.pqmf import PQMFAnalysis, PQMFSynthesis
@@ -272,3 +276,47 @@ def test_phases_are_refused_where_they_do_not_apply(techno, tmp_path, capsys):
                "--config", tiny_config("fft-lstm"), "--epochs", "1")[0] == 0
     assert_refused(cli(capsys, "train", "continue", folder, "--phase", "adversarial"),
                    "fft-lstm trains in one phase")
+
+
+def test_a_budget_is_split_between_the_phases_as_configured():
+    alone = WaveVAE(WaveVAEConfig(adversarial_share=0), 16000).budget_phases()
+    assert alone == (("autoencoder", 1.0),)
+    planned = WaveVAE(WaveVAEConfig(adversarial_share=0.25), 16000).budget_phases()
+    assert planned == (("autoencoder", 0.75), ("adversarial", 1.0))
+    with pytest.raises(ConfigError, match="adversarial_share"):
+        WaveVAEConfig(adversarial_share=1.0).validate()
+
+
+@pytest.mark.slow  # 45 s: a chain of two tiny runs through compare, then compare again
+def test_compare_trains_a_chains_wave_vae_through_both_phases(techno, tmp_path):
+    """adversarial_share: compare's budget takes the first stage through its autoencoder
+    phase and then its adversarial one (at least a step each, however small the budget),
+    the second stage trains on the fine-tuned run (the latents of its frozen encoder), and
+    a second compare over the folder trains nothing again."""
+    config = tmp_path / "wave-vae.yaml"
+    config.write_text(tiny_config("wave-vae").read_text() + "\nadversarial_share: 0.5\n")
+    chain = "wave-vae+latent-diffusion"
+
+    def compare():
+        return run_cli("compare", "--data", techno, "--models", chain, "--budget-minutes",
+                       "0.01", "--out", tmp_path / "o", "--n", "2", "--seconds", "1",
+                       "--config", f"wave-vae={config}", "--config",
+                       f"latent-diffusion={tiny_config('latent-diffusion')}", "--quiet")
+
+    proc = compare()
+    assert proc.returncode == 0, proc.stderr
+    first = tmp_path / "o" / "runs" / chain / "wave-vae"
+    assert [r["phase"] for r in read_history(first)] == ["autoencoder", "adversarial"]
+    assert "(adversarial phase)" in proc.stderr
+    second = Run(tmp_path / "o" / "runs" / chain / "latent-diffusion")
+    assert second.config["upstream"]["fingerprint"] == fingerprint(first / "best.keras")
+    encoder_before, decoder_before, _ = _weights(first / "best-autoencoder.keras")
+    encoder_after, decoder_after, _ = _weights(first / "best.keras")
+    for a, b in zip(encoder_before, encoder_after):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(decoder_before, decoder_after))
+
+    again = compare()
+    assert again.returncode == 0, again.stderr
+    assert "training" not in again.stderr.replace("training min", "")
+    assert len(read_history(first)) == 2

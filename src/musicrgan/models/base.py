@@ -283,6 +283,12 @@ class Family:
         """The compiled model the next phase trains, made from the last phase's model."""
         raise NotImplementedError
 
+    def budget_phases(self) -> tuple[tuple[str | None, float], ...]:
+        """How a run trained on one budget (compare, a chain's first stage) spends it: each
+        phase in order with the share of the budget spent when it ends (None: a family
+        without phases). By default all of it in the first phase."""
+        return ((self.phases[0] if self.phases else None, 1.0),)
+
     def callbacks(self, data: str) -> list:
         """Keras callbacks training adds before its own (which reads `monitor` from the
         logs): a family can put a validation measure of its own there."""

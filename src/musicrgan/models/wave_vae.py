@@ -106,6 +106,12 @@ class WaveVAEConfig(TrainConfig):
     periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])   # multiperiod's
     adversarial_weight: float = 1.0
     feature_matching: float = 10.0
+    # where one budget trains the run through both phases (compare, a chain's first stage):
+    # the share of it the adversarial phase gets (0: the autoencoder phase alone). The
+    # encoder is frozen in that phase, so a second stage's latents are the same. 0.4: a
+    # 5-minute wave-vae + latent-diffusion chain from Fréchet 121.5 to 79.2 (docs/compare.md,
+    # "The adversarial phase in the chain")
+    adversarial_share: float = 0.4
     batch_size: int = 8
     learning_rate: float = 1e-3
 
@@ -134,6 +140,9 @@ class WaveVAEConfig(TrainConfig):
         check_whole_numbers("periods", self.periods)
         if self.discriminator_channels < 1:
             raise ConfigError("discriminator_channels must be >= 1")
+        if not 0 <= self.adversarial_share < 1:
+            raise ConfigError(f"adversarial_share must be in [0, 1), got "
+                              f"{self.adversarial_share}")
         if self.spectral_weight + self.waveform_weight <= 0:
             raise ConfigError("spectral_weight or waveform_weight must be above 0: the model "
                               "needs a reconstruction loss")
@@ -324,6 +333,12 @@ class WaveVAE(Encodes, SamplesPrior):
         model.build()
         self.compile(model)
         return model
+
+    def budget_phases(self):
+        share = self.config.adversarial_share
+        if not share:
+            return super().budget_phases()
+        return (("autoencoder", 1.0 - share), ("adversarial", 1.0))
 
     def enter_phase(self, model, phase):
         """The adversarial phase's model: the trained encoder and decoder, a new
