@@ -65,7 +65,8 @@ class FrechetValidation(_TestSplitFrechet):
 
 class ReconstructionFrechet(_TestSplitFrechet):
     """The test clips' reconstructions against the clips themselves: how far from the
-    corpus what the decoder makes is, in the measure evaluate reports. For vqvae the
+    corpus what the decoder makes is, in the measure evaluate reports (vqvae's and
+    wave-vae's best.keras). For vqvae the
     reconstruction loss falls epoch after epoch while this distance swings by 2x between
     epochs (docs/compare.md, "The lottery is epoch to epoch")."""
 
