@@ -49,8 +49,8 @@ class LatentDiffusionConfig(LatentsConfig):
     blocks: int = 3              # of dilated residual units (dilations 1, 3, 9 each)
     denoise_steps: int = 20      # what generate's --denoise-steps defaults to
     # the denoiser hears the beat clock at each step (generate then takes --bpm): without
-    # it the chain's songs had no pulse (tempo strength 0.08 against the corpus's 0.49,
-    # docs/compare.md, "The hierarchical chains")
+    # it the chain's songs had no pulse (docs/compare.md, "latent-diffusion hears the beat
+    # clock")
     clock: bool = True
     batch_size: int = 16
     learning_rate: float = 1e-3

@@ -109,9 +109,9 @@ class WaveVAEConfig(TrainConfig):
     feature_matching: float = 10.0
     # where one budget trains the run through both phases (compare, a chain's first stage):
     # the share of it the adversarial phase gets (0: the autoencoder phase alone). The
-    # encoder is frozen in that phase, so a second stage's latents are the same. 0.4: a
-    # 5-minute wave-vae + latent-diffusion chain from Fréchet 121.5 to 79.2 (docs/compare.md,
-    # "The adversarial phase in the chain")
+    # encoder is frozen in that phase, so a second stage's latents are the same. 0.4 brought
+    # a 5-minute chain a third nearer the corpus (docs/compare.md, "The adversarial phase in
+    # the chain")
     adversarial_share: float = 0.4
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -298,8 +298,8 @@ class WaveVAE(Encodes, SamplesPrior):
     name = "wave-vae"
     Config = WaveVAEConfig
     # best.keras by the Fréchet distance of the test clips' reconstructions, as vqvae's: in
-    # the adversarial phase the spectral distance picked an epoch at 37.0 over one at 28.2
-    # (docs/hierarchical.md, "The adversarial phase on the new defaults")
+    # the adversarial phase the spectral distance kept a worse epoch (docs/hierarchical.md,
+    # "The adversarial phase on the new defaults")
     monitor = "val_frechet"
 
     def callbacks(self, data):
