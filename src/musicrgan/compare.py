@@ -124,15 +124,15 @@ def _train(run: Run, label: str, budget: float, progress: bool) -> None:
     """Train until the run's budget is spent, through the phases its family plans for a
     budget (wave-vae's adversarial_share); at least one step in each, so there is a model
     to evaluate (a chain's upstream can leave its second stage no time)."""
-    phases = run.family.phases
-    for phase, until in run.family.budget_phases():
+    phases, plan = run.family.phases, run.family.budget_phases()
+    for phase, until in plan:
         current = run.state.get("phase")
         if phase and current and phases.index(current) > phases.index(phase):
             continue   # resumed past this phase
         entering = phase is not None and current is not None and phase != current
         if run.state["epochs_done"] == 0 or entering or _needs_training(run, budget * until):
             spent = training_seconds(run.state)
-            named = f" ({phase} phase)" if len(run.family.budget_phases()) > 1 else ""
+            named = f" ({phase} phase)" if len(plan) > 1 else ""
             log.info(f"\n== {label}: training{named} for "
                      f"{max(budget * until - spent, 0) / 60:.2g} min")
             run.train(MAX_EPOCHS, budget_seconds=budget * until,
