@@ -183,6 +183,46 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     assert [c["bpm"] for c in listing] == [131.0, 131.0]
 
 
+def codes_and_decoding(folder, checkpoint, audio):
+    """What a vqvae run's checkpoint encodes `audio` to, and decodes those codes to."""
+    run = Run(folder)
+    model = run.model(checkpoint)
+    codes = run.family.encode(model, audio)
+    return codes, run.family.decode(model, codes)
+
+
+@pytest.mark.slow  # 30 s: an adversarial epoch and a prior over it
+def test_vqvaes_adversarial_phase_keeps_the_codes_and_tunes_the_decoder(techno, tmp_path,
+                                                                         capsys):
+    """`train continue --phase adversarial` on a vqvae: encoder and codebook frozen, so the
+    codes a prior learns stay what the autoencoder phase gave; the decoder and the
+    discriminator trained; a code-prior over the tuned vqvae generates."""
+    folder = tmp_path / "vq"
+    assert cli(capsys, "train", "new", folder, "--model", "vqvae", "--data", techno,
+               "--config", tiny_config("vqvae"), "--epochs", "1")[0] == 0
+    audio = np.stack(corpus_clips(techno, "test", 1.0, 2, rate=Run(folder).rate))
+    codes_before, decoded_before = codes_and_decoding(folder, "last", audio)
+    status, _, err = cli(capsys, "train", "continue", folder, "--phase", "adversarial",
+                         "--epochs", "1")
+    assert status == 0, err
+    history = read_history(folder)
+    assert [r["phase"] for r in history] == ["autoencoder", "adversarial"]
+    assert {"d_loss", "g_adversarial", "feature_matching"} <= set(history[1])
+    codes_after, decoded_after = codes_and_decoding(folder, "last", audio)
+    np.testing.assert_array_equal(codes_before, codes_after)
+    assert np.abs(decoded_after - decoded_before).max() > 1e-4
+    model = Run(folder).model("last")
+    assert int(model.critic_optimizer.iterations) == int(model.optimizer.iterations) == 3
+    assert Run(folder).checkpoint("best-autoencoder").is_file()
+
+    status, _, err = prior(capsys, tmp_path / "p", folder)
+    assert status == 0, err
+    status, printed, err = cli(capsys, "generate", tmp_path / "p", "--n", "1", "--seconds",
+                               "0.5", "--out", tmp_path / "songs", "--quiet")
+    assert status == 0, err
+    assert sf.read(printed.strip())[0].size == 4000
+
+
 def test_a_changed_or_missing_upstream_is_named(vqvae, tmp_path, capsys):
     upstream = tmp_path / "vq"
     shutil.copytree(vqvae, upstream)

@@ -44,9 +44,10 @@ def _minutes(seconds: float) -> str:
 
 
 def training_commands(minutes: float):
-    """The demo's `train` commands, each made when its turn comes: the code-prior trains for
-    what the vqvae left of the budget. A demo stopped before its code-prior existed finishes
-    the vqvae's share first."""
+    """The demo's `train` commands, each made when its turn comes: the upstream trains for
+    its share of the budget, through the phases its family plans for a budget (the vqvae's
+    adversarial phase), and the code-prior for what the upstream left. A demo stopped before
+    its code-prior existed finishes the upstream's share first."""
     from .compare import UPSTREAM_SHARE
     from .runs import read_state, training_seconds
     budget = minutes * 60
@@ -57,19 +58,40 @@ def training_commands(minutes: float):
               f"training it {minutes:g} more minutes")
         yield ["train", "continue", RUN, "--minutes", _minutes(budget)]
         return
-    share = budget * UPSTREAM_SHARE
-    # patience 0: the budget, not early stopping, ends training
-    if not _exists(UPSTREAM_RUN):
-        yield ["train", "new", UPSTREAM_RUN, "--model", UPSTREAM, "--data", CORPUS,
-               "--minutes", _minutes(share), "--set", "patience=0"]
-    elif (left := share - training_seconds(read_state(Path(UPSTREAM_RUN)))) > 1:
-        print(f"\n{UPSTREAM_RUN} exists with no {GENERATOR} over it yet: training it the "
-              f"{left / 60:.1f} minutes left of its share")
-        yield ["train", "continue", UPSTREAM_RUN, "--minutes", _minutes(left)]
+    yield from _upstream_commands(budget * UPSTREAM_SHARE)
     spent = training_seconds(read_state(Path(UPSTREAM_RUN)))
     # at least a tenth of the budget, should the upstream's last epoch have run long
     yield ["train", "new", RUN, "--model", GENERATOR, "--upstream", UPSTREAM_RUN,
            "--minutes", _minutes(max(budget - spent, 0.1 * budget)), "--set", "patience=0"]
+
+
+def _upstream_commands(share: float):
+    """The upstream's commands for `share` seconds, phase by phase as its family's default
+    config plans a budget (compare.py trains a chain's first stage the same way): each phase
+    until its part of the share is spent, a phase entered even if the last ran over."""
+    from .models import get_family
+    from .runs import read_state, training_seconds
+    family = get_family(UPSTREAM)
+    phases = family.phases
+    for phase, until in family(family.Config(), 16000).budget_phases():
+        if not _exists(UPSTREAM_RUN):
+            # patience 0: the budget, not early stopping, ends training
+            yield ["train", "new", UPSTREAM_RUN, "--model", UPSTREAM, "--data", CORPUS,
+                   "--minutes", _minutes(share * until), "--set", "patience=0"]
+            continue
+        state = read_state(Path(UPSTREAM_RUN))
+        current = state.get("phase", phases[0] if phases else None)
+        if phase and phases.index(current) > phases.index(phase):
+            continue  # past this phase already
+        left = share * until - training_seconds(state)
+        if current != phase:
+            yield ["train", "continue", UPSTREAM_RUN, "--phase", phase,
+                   "--minutes", _minutes(max(left, 0.05 * share))]
+        elif left > 1:
+            print(f"\n{UPSTREAM_RUN} exists with no {GENERATOR} over it yet: training it the "
+                  f"{left / 60:.1f} minutes left of its share" +
+                  (f" in its {phase} phase" if phase else ""))
+            yield ["train", "continue", UPSTREAM_RUN, "--minutes", _minutes(left)]
 
 
 def run(minutes: float = MINUTES, loops: int = LOOPS, seconds: float = SECONDS,

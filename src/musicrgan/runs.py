@@ -638,7 +638,7 @@ def _next_phase(run: Path, family, state: dict, phase: str | None) -> str | None
     phases = family.phases
     if not phases:
         raise RunError(f"{family.name} trains in one phase: --phase is for families that "
-                       "train in phases (wave-vae)")
+                       "train in phases (wave-vae, vqvae)")
     if phase not in phases:
         raise RunError(f"{family.name}'s phases are {', '.join(phases)}, not {phase!r}")
     current = state.get("phase", phases[0])

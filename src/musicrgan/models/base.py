@@ -183,7 +183,8 @@ class MadeOfNetworks:
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        networks = [keras.saving.deserialize_keras_object(config.pop(name))
+        # (a network a model of an earlier version did not have yet is None)
+        networks = [keras.saving.deserialize_keras_object(config.pop(name, None))
                     for name in cls.NETWORKS]
         return cls(*networks, **config)
 

@@ -10,6 +10,10 @@ spectral convergence, the distance of the log-mel frames' mean and covariance
 plus the commitment loss for the encoder. The decoder's audio is not
 bounded: peaks of reconstructions can pass full scale (writing a file clips them).
 
+Two phases, as wave-vae (`train continue RUN --phase adversarial`; models/adversarial): after
+the autoencoder phase, encoder and codebook are frozen (the codes stay what a code-prior
+learned) and the decoder is fine-tuned against a discriminator.
+
 It encodes and decodes (a `musicrgan.models.base.Encodes`); it does not generate by itself:
 a `code-prior` run on top of it (`--upstream`) learns its code sequences and generates
 them. The codebook's health is in the history every epoch: `perplexity` (how many codes a
@@ -29,14 +33,15 @@ from ..metrics import METRIC_RATE
 from ..modules.spectral import SPECTRAL_SCALES, AudioDistance
 from ..validation import ReconstructionFrechet
 from . import register
-from .base import (ConfigError, Encodes, RunningMeans, TrainConfig, MadeOfNetworks,
-                   check_whole_numbers, tf)
+from .adversarial import (ADVERSARIAL_METRICS, AdversarialConfig, AdversarialDecoder,
+                          AdversarialPhase)
+from .base import ConfigError, Encodes, RunningMeans, MadeOfNetworks, check_whole_numbers, tf
 
 import keras  # noqa: E402
 
 
 @dataclass
-class VQVAEConfig(TrainConfig):
+class VQVAEConfig(AdversarialConfig):
     window: int = 16384          # samples per training window (about 1 s at 16 kHz)
     channels: int = 16           # of the first convolutions; doubling per downsampling (cap 256)
     # downsampling: their product; 256x (62.5 codes a second at 16 kHz) since 2026-12-06:
@@ -74,6 +79,9 @@ class VQVAEConfig(TrainConfig):
     istft_fft: int = 512   # two codes long (a multiple of the downsampling)
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
+    # of one budget (compare, a chain's first stage, the demo), the adversarial phase's
+    # share (models/adversarial)
+    adversarial_share: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
 
@@ -96,19 +104,24 @@ class VQVAEConfig(TrainConfig):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
-    """Encoder, quantizer and decoder with the VQ-VAE train step."""
-    NETWORKS = ("encoder", "decoder")
+class VQVAEModel(AdversarialDecoder, RunningMeans, MadeOfNetworks, keras.Model):
+    """Encoder, quantizer and decoder with the VQ-VAE train step; in the adversarial phase
+    also the discriminator and its optimizer."""
+    NETWORKS = ("encoder", "decoder", "discriminator")
     SETTINGS = ("codes", "latent_dim", "commitment", "decay", "waveform_weight",
                 "spectral_weight", "spectral_scales", "convergence_weight", "onset_weight",
-                "moments_weight", "rate")
+                "moments_weight", "rate", "phase", "judges", "adversarial_weight",
+                "feature_matching")
 
-    def __init__(self, encoder, decoder, codes, latent_dim, commitment=0.25, decay=0.99,
-                 waveform_weight=1.0, spectral_weight=1.0, spectral_scales=SPECTRAL_SCALES,
-                 convergence_weight=0.0, onset_weight=0.0, moments_weight=0.0,
-                 rate=METRIC_RATE, **kwargs):
+    def __init__(self, encoder, decoder, discriminator=None, codes=512, latent_dim=64,
+                 commitment=0.25, decay=0.99, waveform_weight=1.0, spectral_weight=1.0,
+                 spectral_scales=SPECTRAL_SCALES, convergence_weight=0.0, onset_weight=0.0,
+                 moments_weight=0.0, rate=METRIC_RATE, phase="autoencoder", judges=0,
+                 adversarial_weight=1.0, feature_matching=10.0, **kwargs):
         super().__init__(**kwargs)
-        self.encoder, self.decoder = encoder, decoder
+        self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
+        self.phase, self.judges = phase, judges
+        self.adversarial_weight, self.feature_matching = adversarial_weight, feature_matching
         self.codes, self.latent_dim = codes, latent_dim
         self.commitment, self.decay = commitment, decay
         self.waveform_weight, self.spectral_weight = waveform_weight, spectral_weight
@@ -120,7 +133,11 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
                                       moments_weight)
         self.quantizer = VectorQuantizer(codes, latent_dim, decay, name="quantizer")
         self.quantizer.build()
-        self.start_tracking(("loss", "reconstruction", "commitment", "perplexity", "dead_codes"))
+        if phase == "adversarial":
+            self.start_tracking(ADVERSARIAL_METRICS)
+        else:
+            self.start_tracking(("loss", "reconstruction", "commitment", "perplexity",
+                                 "dead_codes"))
 
     def build(self, input_shape=None):
         self.built = True  # encoder and decoder are functional models, built when made
@@ -137,18 +154,28 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
         commitment = self.quantizer.commitment(latents, indices)
         return reconstruction, commitment, latents, indices
 
+    def quantized(self, audio):
+        """The codebook's vectors for the audio's codes, as the decoder gets them."""
+        return self.quantizer.lookup(self.quantizer.indices(self.encoder(audio,
+                                                                         training=False)))
+
     def train_step(self, audio):
+        if self.phase == "adversarial":
+            return self._adversarial_step(audio, self.quantized(audio))
         with tf.GradientTape() as tape:
             reconstruction, commitment, latents, indices = self._step_losses(audio, True)
             loss = reconstruction + self.commitment * commitment
             share = replicas.share(loss)
-        weights = self.encoder.trainable_variables + self.decoder.trainable_variables
+        weights = self.trained_weights()
         self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         seed = replicas.step_seed(self.optimizer, 17)
         perplexity, dead = self.quantizer.update(latents, indices, seed)
         return self._track(loss, reconstruction, commitment, perplexity, dead)
 
     def test_step(self, audio):
+        if self.phase == "adversarial":
+            return self._adversarial_test(audio, self.decoder(self.quantized(audio),
+                                                              training=False))
         reconstruction, commitment, _, indices = self._step_losses(audio, False)
         perplexity = self.quantizer.perplexity(indices)
         return self._track(reconstruction + self.commitment * commitment, reconstruction,
@@ -156,7 +183,7 @@ class VQVAEModel(RunningMeans, MadeOfNetworks, keras.Model):
 
 
 @register
-class VQVAE(Encodes):
+class VQVAE(AdversarialPhase, Encodes):
     name = "vqvae"
     Config = VQVAEConfig
     # best.keras is the epoch whose reconstructions of test clips are nearest them in
@@ -186,20 +213,28 @@ class VQVAE(Encodes):
 
     def build(self):
         c = self.config
-        model = VQVAEModel(encoder(c.channels, c.strides, c.latent_dim),
-                           audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
-                                         c.istft_fft, drift_filter=c.drift_filter),
-                           c.codes, c.latent_dim, c.commitment, c.decay, c.waveform_weight,
-                           c.spectral_weight, c.spectral_scales, c.convergence_weight,
-                           c.onset_weight, c.moments_weight, self.rate, name="vqvae")
+        return self._assembled(encoder(c.channels, c.strides, c.latent_dim),
+                               audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
+                                             c.istft_fft, drift_filter=c.drift_filter),
+                               "autoencoder")
+
+    def assemble(self, model, phase):
+        """A model of `phase` with the trained networks and codebook."""
+        assembled = self._assembled(model.encoder, model.decoder, phase)
+        assembled.quantizer.set_weights(model.quantizer.get_weights())
+        return assembled
+
+    def _assembled(self, encoder_net, decoder_net, phase):
+        c = self.config
+        discriminator, judges = self.discriminator_of(phase)
+        model = VQVAEModel(encoder_net, decoder_net, discriminator, c.codes, c.latent_dim,
+                           c.commitment, c.decay, c.waveform_weight, c.spectral_weight,
+                           c.spectral_scales, c.convergence_weight, c.onset_weight,
+                           c.moments_weight, self.rate, phase, judges, c.adversarial_weight,
+                           c.feature_matching, name="vqvae")
         model.build()
         self.compile(model)
         return model
-
-    def compile(self, model):
-        # gradients clipped as the other families' are: three 3-minute runs each ended at
-        # a lower loss than three without (docs/compare.md, "Every loop long enough")
-        model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0))
 
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / hop)) int32 codes (the audio is padded

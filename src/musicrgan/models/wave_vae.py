@@ -29,11 +29,8 @@ best.keras follows `val_reconstruction` (the regularizer's weight changes while 
 so the total loss of two epochs does not compare).
 
 Two phases (`train continue RUN --phase adversarial`): after the autoencoder phase, the
-encoder is frozen and the decoder fine-tuned against a discriminator (`discriminator`:
-multiscale as MelGAN's or multiperiod as HiFi-GAN's, modules/discriminators) with the hinge
-loss and feature matching (`adversarial_weight`, `feature_matching`) beside the spectral
-distance, as RAVE's second phase: a spectral distance alone leaves the decoder's output
-smeared in time and noisy where it does not know the phase.
+encoder is frozen and the decoder fine-tuned against a discriminator, as RAVE's second phase
+(models/adversarial: the settings, steps and optimizers vqvae shares).
 
 It encodes (means of the posterior) and decodes; generating by itself draws every latent
 step independently from N(0, temperature²), which gives the timbre of the corpus but no
@@ -46,24 +43,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..modules import discriminators, gaussian, replicas
+from ..modules import gaussian, replicas
 from ..modules.conv import audio_decoder, decoder_config_error, encoder
 from ..metrics import METRIC_RATE
 from ..modules.spectral import SPECTRAL_SCALES, AudioDistance
 from ..validation import ReconstructionFrechet
 from . import register
-from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, TrainConfig, MadeOfNetworks,
-                   WithCritic, check_whole_numbers, tf)
+from .adversarial import (ADVERSARIAL_METRICS, AdversarialConfig, AdversarialDecoder,
+                          AdversarialPhase)
+from .base import (ConfigError, Encodes, RunningMeans, SamplesPrior, MadeOfNetworks,
+                   check_whole_numbers, tf)
 
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 REGULARIZERS = ("kl", "mmd")
-PHASES = ("autoencoder", "adversarial")
 
 
 @dataclass
-class WaveVAEConfig(TrainConfig):
+class WaveVAEConfig(AdversarialConfig):
     window: int = 16384          # samples per training window (about 1 s at 16 kHz)
     # the defaults since 2026-12-07 are vqvae's network (16 channels, Vocos's decoder at the
     # latent rate, its loss terms) at 128x: after 3 minutes its reconstructions of the test
@@ -101,17 +99,9 @@ class WaveVAEConfig(TrainConfig):
     # (vqvae's onset_weight and moments_weight: modules.spectral.AudioDistance)
     onset_weight: float = 0.0
     moments_weight: float = 3.0
-    # the adversarial phase
-    discriminator: str = "multiscale"   # or "multiperiod"
-    discriminator_channels: int = 16
-    periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])   # multiperiod's
-    adversarial_weight: float = 1.0
-    feature_matching: float = 10.0
-    # where one budget trains the run through both phases (compare, a chain's first stage):
-    # the share of it the adversarial phase gets (0: the autoencoder phase alone). The
-    # encoder is frozen in that phase, so a second stage's latents are the same. 0.25 brought
-    # a 5-minute chain 44 % nearer the corpus, its noise and pulse the corpus's (0.4 as near,
-    # twice as noisy: docs/compare.md, "The adversarial phase in the chain")
+    # of one budget (compare, a chain's first stage), the adversarial phase's share: 0.25
+    # brought a 5-minute chain 44 % nearer the corpus, its noise and pulse the corpus's (0.4
+    # as near, twice as noisy: docs/compare.md, "The adversarial phase in the chain")
     adversarial_share: float = 0.25
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -135,22 +125,13 @@ class WaveVAEConfig(TrainConfig):
         if self.window < hop:
             raise ConfigError(f"window ({self.window}) must be at least one latent step "
                               f"({hop} samples)")
-        if self.discriminator not in discriminators.KINDS:
-            raise ConfigError(f"discriminator must be multiscale or multiperiod, got "
-                              f"{self.discriminator!r}")
-        check_whole_numbers("periods", self.periods)
-        if self.discriminator_channels < 1:
-            raise ConfigError("discriminator_channels must be >= 1")
-        if not 0 <= self.adversarial_share < 1:
-            raise ConfigError(f"adversarial_share must be in [0, 1), got "
-                              f"{self.adversarial_share}")
         if self.spectral_weight + self.waveform_weight <= 0:
             raise ConfigError("spectral_weight or waveform_weight must be above 0: the model "
                               "needs a reconstruction loss")
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
+class WaveVAEModel(AdversarialDecoder, RunningMeans, MadeOfNetworks, keras.Model):
     """Encoder, Gaussian (kl) or deterministic (mmd) latent, decoder, with the train step of
     each phase; in the adversarial phase also the discriminator and its optimizer."""
     NETWORKS = ("encoder", "decoder", "discriminator")
@@ -180,23 +161,12 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
                                       convergence_weight, waveform_weight, onset_weight,
                                       moments_weight)
         if phase == "adversarial":
-            self.start_tracking(("loss", "reconstruction", "d_loss", "g_adversarial",
-                                 "feature_matching"))
+            self.start_tracking(ADVERSARIAL_METRICS)
         else:
             self.start_tracking(("loss", "reconstruction", regularizer, "warmup"))
 
     def build(self, input_shape=None):
         self.built = True  # the networks are functional models, built when made
-
-    def trained_weights(self):
-        """What the model's optimizer trains: encoder and decoder, then the decoder alone."""
-        if self.phase == "adversarial":
-            return self.decoder.trainable_variables
-        return self.encoder.trainable_variables + self.decoder.trainable_variables
-
-    def count_params(self):
-        """The autoencoder's weights (a discriminator only serves training)."""
-        return self.encoder.count_params() + self.decoder.count_params()
 
     def means(self, audio, training=False):
         """(batch, samples) → (batch, steps, latent_dim): the posterior's means (kl) or the
@@ -226,7 +196,9 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
 
     def train_step(self, audio):
         if self.phase == "adversarial":
-            return self._adversarial_step(audio)
+            # the latents sampled as in training, so that the decoder keeps serving the
+            # posterior's spread
+            return self._adversarial_step(audio, self._latents(audio, True, self._seed())[0])
         with tf.GradientTape() as tape:
             z, regularization, weight = self._latents(audio, True, self._seed())
             reconstruction = self.distance(audio, self.decoder(z, training=True))
@@ -236,65 +208,18 @@ class WaveVAEModel(WithCritic, RunningMeans, MadeOfNetworks, keras.Model):
         self.optimizer.apply_gradients(zip(tape.gradient(share, weights), weights))
         return self._track(loss, reconstruction, regularization, self.warmup())
 
-    def _judged(self, audio, training):
-        return discriminators.judges(self.discriminator(audio, training=training), self.judges)
-
-    def _adversarial_step(self, audio):
-        """The encoder frozen (its latents sampled as in training, so the decoder keeps
-        serving the posterior's spread); the discriminator learns real from decoded with the
-        hinge loss, then the decoder learns to pass it, with feature matching and the
-        spectral distance."""
-        z, _, _ = self._latents(audio, True, self._seed())
-        z = ops.stop_gradient(z)
-        batch = ops.shape(audio)[0]
-        with tf.GradientTape() as g_tape:
-            decoded = self.decoder(z, training=True)
-            with g_tape.stop_recording():
-                with tf.GradientTape() as d_tape:
-                    both = self._judged(ops.concatenate(
-                        [audio, ops.stop_gradient(decoded)], axis=0), True)
-                    d_loss, _ = discriminators.hinge_losses(*_halves(both, batch))
-                    d_share = replicas.share(d_loss)
-                weights = self.discriminator.trainable_variables
-                self.critic_optimizer.apply_gradients(
-                    zip(d_tape.gradient(d_share, weights), weights))
-            real, fake = _halves(self._judged(ops.concatenate([audio, decoded], axis=0), True),
-                                 batch)
-            _, g_adversarial = discriminators.hinge_losses(real, fake)
-            matching = discriminators.feature_matching(real, fake)
-            reconstruction = self.distance(audio, decoded)
-            loss = (reconstruction + self.adversarial_weight * g_adversarial
-                    + self.feature_matching * matching)
-            share = replicas.share(loss)
-        weights = self.trained_weights()
-        self.optimizer.apply_gradients(zip(g_tape.gradient(share, weights), weights))
-        return self._track(loss, reconstruction, d_loss, g_adversarial, matching)
-
     def test_step(self, audio):
         z, regularization, weight = self._latents(audio, False, None)
         decoded = self.decoder(z, training=False)
-        reconstruction = self.distance(audio, decoded)
         if self.phase == "adversarial":
-            real, fake = _halves(self._judged(ops.concatenate([audio, decoded], axis=0), False),
-                                 ops.shape(audio)[0])
-            d_loss, g_adversarial = discriminators.hinge_losses(real, fake)
-            matching = discriminators.feature_matching(real, fake)
-            return self._track(reconstruction + self.adversarial_weight * g_adversarial
-                               + self.feature_matching * matching, reconstruction, d_loss,
-                               g_adversarial, matching)
+            return self._adversarial_test(audio, decoded)
+        reconstruction = self.distance(audio, decoded)
         return self._track(reconstruction + weight * regularization, reconstruction,
                            regularization, 1.0)
 
 
-def _halves(judged, batch):
-    """Judges' outputs on [real; fake] → (on real, on fake)."""
-    def part(sl):
-        return [([m[sl] for m in maps], score[sl]) for maps, score in judged]
-    return part(slice(None, batch)), part(slice(batch, None))
-
-
 @register
-class WaveVAE(Encodes, SamplesPrior):
+class WaveVAE(AdversarialPhase, Encodes, SamplesPrior):
     name = "wave-vae"
     Config = WaveVAEConfig
     # best.keras by the Fréchet distance of the test clips' reconstructions, as vqvae's: in
@@ -315,22 +240,20 @@ class WaveVAE(Encodes, SamplesPrior):
     def examples(self, windows):
         return windows
 
-    phases = PHASES
-
     def build(self):
         c = self.config
         outputs = 2 * c.latent_dim if c.regularizer == "kl" else c.latent_dim
-        return self._assemble(encoder(c.channels, c.strides, outputs, bands=c.bands),
-                              audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
-                                            c.istft_fft, bands=c.bands,
-                                            drift_filter=c.drift_filter))
+        return self._assembled(encoder(c.channels, c.strides, outputs, bands=c.bands),
+                               audio_decoder(c.decoder, c.channels, c.strides, c.latent_dim,
+                                             c.istft_fft, bands=c.bands,
+                                             drift_filter=c.drift_filter), "autoencoder")
 
-    def _assemble(self, encoder_net, decoder_net, phase="autoencoder"):
+    def assemble(self, model, phase):
+        return self._assembled(model.encoder, model.decoder, phase)
+
+    def _assembled(self, encoder_net, decoder_net, phase):
         c = self.config
-        discriminator, judges = None, 0
-        if phase == "adversarial":
-            discriminator, judges = discriminators.build(c.discriminator,
-                                                         c.discriminator_channels, c.periods)
+        discriminator, judges = self.discriminator_of(phase)
         model = WaveVAEModel(encoder_net, decoder_net, discriminator, c.latent_dim,
                              c.regularizer, c.kl_weight, c.mmd_weight, c.kernel,
                              c.warmup_steps, c.spectral_weight, c.spectral_scales,
@@ -340,25 +263,6 @@ class WaveVAE(Encodes, SamplesPrior):
         model.build()
         self.compile(model)
         return model
-
-    def budget_phases(self):
-        share = self.config.adversarial_share
-        if not share:
-            return super().budget_phases()
-        return (("autoencoder", 1.0 - share), ("adversarial", 1.0))
-
-    def enter_phase(self, model, phase):
-        """The adversarial phase's model: the trained encoder and decoder, a new
-        discriminator, new optimizers."""
-        return self._assemble(model.encoder, model.decoder, phase)
-
-    def compile(self, model):
-        rate = self.config.learning_rate
-        if model.phase == "adversarial":  # (Adam's betas as in MelGAN and HiFi-GAN)
-            model.compile(optimizer=keras.optimizers.Adam(rate, 0.5, 0.9),
-                          critic_optimizer=keras.optimizers.Adam(rate, 0.5, 0.9))
-        else:
-            model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=1.0))
 
     def encode(self, model, audio):
         """(batch, samples) → (batch, ceil(samples / latent hop), latent_dim) float32
