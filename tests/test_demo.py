@@ -58,15 +58,28 @@ def test_demo_runs_end_to_end_on_a_budget_and_resumes(tmp_path):
 
 def play(trained: dict, minutes: float, overrun: float = 0.0) -> list[str]:
     """The demo's training commands for `minutes`, each as one string; `trained` (run →
-    seconds, read by the faked read_state) gains what each command was given, plus
-    `overrun`."""
+    {"seconds", "phase"}, read by the faked read_state) gains what each command was given,
+    plus `overrun`, and the phase it entered."""
     from musicrgan import demo
     commands = []
     for argv in demo.training_commands(minutes):
         commands.append(" ".join(argv))
-        trained[argv[2]] = (trained.get(argv[2], 0.0) + overrun
-                            + 60 * float(argv[argv.index("--minutes") + 1]))
+        run = trained.setdefault(argv[2], {"seconds": 0.0})
+        run["seconds"] += overrun + 60 * float(argv[argv.index("--minutes") + 1])
+        if "--phase" in argv:
+            run["phase"] = argv[argv.index("--phase") + 1]
     return commands
+
+
+def fake_runs(monkeypatch):
+    """Run folders faked by what play() records: the demo's runs exist once trained."""
+    from musicrgan import demo, runs
+    trained = {}
+    monkeypatch.setattr(demo, "_exists", lambda run: run in trained)
+    monkeypatch.setattr(runs, "read_state", lambda path: {
+        "epochs_done": 1, "history": [{"seconds": trained[str(path)]["seconds"]}],
+        **({"phase": trained[str(path)]["phase"]} if "phase" in trained[str(path)] else {})})
+    return trained
 
 
 def damaged_state(path):
@@ -78,11 +91,9 @@ def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped
         monkeypatch):
     """Without training: the commands the demo runs, against fake run folders that gain the
     seconds each command was given (plus `overrun`: an epoch that ran past the budget)."""
-    from musicrgan import demo, runs
-    trained = {}
-    monkeypatch.setattr(demo, "_exists", lambda run: run in trained)
-    monkeypatch.setattr(runs, "read_state", lambda path: {
-        "epochs_done": 1, "history": [{"seconds": trained[str(path)]}]})
+    from musicrgan import demo
+    trained = fake_runs(monkeypatch)
+    monkeypatch.setattr(demo, "upstream_plan", lambda: (("autoencoder", 1.0),))
     vqvae, prior = demo.UPSTREAM_RUN, demo.RUN
     assert play(trained, 5, overrun=6) == [
         f"train new {vqvae} --model vqvae --data data/techno --minutes 3.000 --set patience=0",
@@ -93,10 +104,40 @@ def test_the_demo_splits_its_budget_across_the_chain_and_finishes_what_a_stopped
     # a demo stopped after a minute of the vqvae's training: the rest of its share, then
     # the prior
     trained.clear()
-    trained[vqvae] = 60.0
+    trained[vqvae] = {"seconds": 60.0}
     assert play(trained, 5) == [f"train continue {vqvae} --minutes 2.000",
                        f"train new {prior} --model code-prior --upstream {vqvae} "
                        "--minutes 2.000 --set patience=0"]
+
+
+def test_the_demo_trains_its_upstream_through_the_phases_it_plans_for_a_budget(monkeypatch):
+    """A vqvae with an adversarial share: its autoencoder phase for the first part of its
+    share, then the adversarial phase for the rest (entered even after an epoch ran over),
+    and a demo stopped in either phase finishes it."""
+    from musicrgan import demo
+    trained = fake_runs(monkeypatch)
+    monkeypatch.setattr(demo, "upstream_plan", lambda: (("autoencoder", 0.75),
+                                                        ("adversarial", 1.0)))
+    vqvae, prior = demo.UPSTREAM_RUN, demo.RUN
+    assert play(trained, 5) == [
+        f"train new {vqvae} --model vqvae --data data/techno --minutes 2.250 --set patience=0",
+        f"train continue {vqvae} --phase adversarial --minutes 0.750",
+        f"train new {prior} --model code-prior --upstream {vqvae} --minutes 2.000 "
+        "--set patience=0"]
+    trained.clear()
+    assert play(trained, 5, overrun=60)[1] == (f"train continue {vqvae} --phase adversarial "
+                                               "--minutes 0.150")  # a twentieth of 3 minutes
+    trained.clear()
+    trained[vqvae] = {"seconds": 60.0, "phase": "autoencoder"}
+    assert play(trained, 5)[:2] == [f"train continue {vqvae} --minutes 1.250",
+                                    f"train continue {vqvae} --phase adversarial "
+                                    "--minutes 0.750"]
+    trained.clear()
+    trained[vqvae] = {"seconds": 150.0, "phase": "adversarial"}
+    assert play(trained, 5)[:2] == [
+        f"train continue {vqvae} --minutes 0.500",
+        f"train new {prior} --model code-prior --upstream {vqvae} --minutes 2.000 "
+        "--set patience=0"]
 
 
 def test_a_demo_whose_run_state_is_damaged_says_so_in_one_line(monkeypatch, capsys):

@@ -485,7 +485,7 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true",
                    help="continue: rebuild a damaged state.json from history.csv first")
     p.add_argument("--phase", help="continue, for a family that trains in phases: move on "
-                                   "to this one (wave-vae: adversarial); the last phase's "
+                                   "to this one (wave-vae, vqvae: adversarial); the last phase's "
                                    "best is kept as RUN/best-PHASE.keras")
     p.add_argument("--minutes", type=_positive_float,
                    help="wall-clock minutes to train now, validation included: the last "

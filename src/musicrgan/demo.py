@@ -65,15 +65,22 @@ def training_commands(minutes: float):
            "--minutes", _minutes(max(budget - spent, 0.1 * budget)), "--set", "patience=0"]
 
 
+def upstream_plan():
+    """How the upstream spends its share of the budget: its family's plan for a budget on
+    its default config (phases, each with the part of the share spent when it ends)."""
+    from .models import get_family
+    family = get_family(UPSTREAM)
+    return family(family.Config(), 16000).budget_phases()
+
+
 def _upstream_commands(share: float):
     """The upstream's commands for `share` seconds, phase by phase as its family's default
     config plans a budget (compare.py trains a chain's first stage the same way): each phase
     until its part of the share is spent, a phase entered even if the last ran over."""
     from .models import get_family
     from .runs import read_state, training_seconds
-    family = get_family(UPSTREAM)
-    phases = family.phases
-    for phase, until in family(family.Config(), 16000).budget_phases():
+    phases = get_family(UPSTREAM).phases
+    for phase, until in upstream_plan():
         if not _exists(UPSTREAM_RUN):
             # patience 0: the budget, not early stopping, ends training
             yield ["train", "new", UPSTREAM_RUN, "--model", UPSTREAM, "--data", CORPUS,
