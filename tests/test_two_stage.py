@@ -183,6 +183,11 @@ def check_the_clock(folder, techno, cache, tmp_path, capsys):
     assert [c["bpm"] for c in listing] == [131.0, 131.0]
 
 
+def encoder_weights(path):
+    import keras
+    return [np.asarray(w) for w in keras.saving.load_model(path).encoder.weights]
+
+
 def codes_and_decoding(folder, checkpoint, audio):
     """What a vqvae run's checkpoint encodes `audio` to, and decodes those codes to."""
     run = Run(folder)
@@ -194,20 +199,30 @@ def codes_and_decoding(folder, checkpoint, audio):
 @pytest.mark.slow  # 30 s: an adversarial epoch and a prior over it
 def test_vqvaes_adversarial_phase_keeps_the_codes_and_tunes_the_decoder(techno, tmp_path,
                                                                          capsys):
-    """`train continue --phase adversarial` on a vqvae: encoder and codebook frozen, so the
-    codes a prior learns stay what the autoencoder phase gave; the decoder and the
-    discriminator trained; a code-prior over the tuned vqvae generates."""
+    """`train continue --phase adversarial` on a vqvae: it starts from the autoencoder
+    phase's best (not its last epoch), encoder and codebook frozen, so the codes a prior
+    learns stay what that best gave; the decoder and the discriminator trained; a
+    code-prior over the tuned vqvae generates."""
     folder = tmp_path / "vq"
     assert cli(capsys, "train", "new", folder, "--model", "vqvae", "--data", techno,
                "--config", tiny_config("vqvae"), "--epochs", "1")[0] == 0
+    shutil.copyfile(folder / "model.keras", tmp_path / "epoch1.keras")
+    assert cli(capsys, "train", "continue", folder, "--epochs", "1")[0] == 0
+    shutil.copyfile(folder / "model.keras", tmp_path / "epoch2.keras")
+    shutil.copyfile(tmp_path / "epoch1.keras", folder / "best.keras")  # as if epoch 1 were best
     audio = np.stack(corpus_clips(techno, "test", 1.0, 2, rate=Run(folder).rate))
-    codes_before, decoded_before = codes_and_decoding(folder, "last", audio)
+    codes_before, decoded_before = codes_and_decoding(folder, "best", audio)
     status, _, err = cli(capsys, "train", "continue", folder, "--phase", "adversarial",
                          "--epochs", "1")
     assert status == 0, err
     history = read_history(folder)
-    assert [r["phase"] for r in history] == ["autoencoder", "adversarial"]
-    assert {"d_loss", "g_adversarial", "feature_matching"} <= set(history[1])
+    assert [r["phase"] for r in history] == ["autoencoder", "autoencoder", "adversarial"]
+    assert {"d_loss", "g_adversarial", "feature_matching"} <= set(history[2])
+    tuned = encoder_weights(folder / "model.keras")
+    for a, b in zip(encoder_weights(tmp_path / "epoch1.keras"), tuned):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(encoder_weights(tmp_path / "epoch2.keras"), tuned))
     codes_after, decoded_after = codes_and_decoding(folder, "last", audio)
     np.testing.assert_array_equal(codes_before, codes_after)
     assert np.abs(decoded_after - decoded_before).max() > 1e-4

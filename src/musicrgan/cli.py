@@ -215,7 +215,7 @@ def cmd_train(args) -> int:
     budget = None
     if args.minutes:  # more minutes on top of what the run has already trained
         budget = args.minutes * 60 + (training_seconds(run.state) if not args.repair else 0.0)
-    state = run.train(epochs, budget_seconds=budget, start_from=args.start_from or "last",
+    state = run.train(epochs, budget_seconds=budget, start_from=args.start_from,
                       repair=args.repair, phase=args.phase, strategy=args.strategy)
     if state.get("stopped_early"):
         print(f"early stop: {run.family.monitor} has not improved for "
@@ -480,8 +480,9 @@ def build_parser(controls: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int,
                    help="epochs to run now (default 10, or no limit with --minutes)")
     p.add_argument("--from", dest="start_from", choices=["last", "best"],
-                   help="continue: the checkpoint to go on from (default last: model.keras; "
-                        "best: best.keras, e.g. when model.keras is damaged)")
+                   help="continue: the checkpoint to go on from (default last: model.keras, "
+                        "but a new --phase starts from the finished phase's best; best: "
+                        "best.keras, e.g. when model.keras is damaged)")
     p.add_argument("--repair", action="store_true",
                    help="continue: rebuild a damaged state.json from history.csv first")
     p.add_argument("--phase", help="continue, for a family that trains in phases: move on "

@@ -517,13 +517,16 @@ class Run:
         return self._models[key]
 
     def train(self, epochs: int, *, budget_seconds: float | None = None,
-              start_from: str = "last", repair: bool = False, verbose: int | None = None,
-              phase: str | None = None, strategy: str = "default") -> dict:
+              start_from: str | None = None, repair: bool = False,
+              verbose: int | None = None, phase: str | None = None,
+              strategy: str = "default") -> dict:
         """Train `epochs` more epochs (or until the budget: the run's total training time,
         every session's, validation included, mid-epoch if need be). start_from="best"
-        goes on from best.keras (when model.keras is damaged); repair=True rebuilds a damaged
-        state.json from history.csv first; `phase` moves a family that trains in phases on
-        to a later one (its last best kept as best-PHASE.keras); `strategy` names the
+        goes on from best.keras (when model.keras is damaged), "last" from model.keras;
+        None: the last, except that a new phase starts from the best of the phase it ends;
+        repair=True rebuilds a damaged state.json from history.csv first; `phase` moves a
+        family that trains in phases on to a later one (its last best kept as
+        best-PHASE.keras); `strategy` names the
         devices (distribute.py: default, mirrored, multi-worker). The folder is locked
         meanwhile: a second process gets RunError at once. Returns the state."""
         from .distribute import is_chief, make_strategy, private_copy
@@ -651,17 +654,24 @@ def _next_phase(run: Path, family, state: dict, phase: str | None) -> str | None
     return phase if phase != current else None
 
 
-def _enter_phase(run: Path, family, model, state: dict, phase: str):
-    """Keep the finished phase's best as best-PHASE.keras and start the next phase's best
-    and patience afresh. Nothing is committed until its first epoch: killed before then,
-    the run is still in the last phase."""
+def _keep_best(run: Path, state: dict) -> Path:
+    """The finished phase's best kept as best-PHASE.keras (once: a second entry, after one
+    that was killed, finds it kept; best.keras may by then hold a model of the next phase,
+    saved before its epoch was committed)."""
     finished = run / f"best-{state['phase']}.keras"
-    if not finished.is_file():  # (else kept by an entry that was killed: best.keras may
-        # already hold a model of the next phase, saved before its epoch was committed)
+    if not finished.is_file():
         source = run / BEST if (run / BEST).is_file() else run / MODEL
         tmp = finished.with_name(f".{finished.name}.tmp")
         shutil.copyfile(source, tmp)
         os.replace(tmp, finished)
+    return finished
+
+
+def _enter_phase(run: Path, family, model, state: dict, phase: str):
+    """Keep the finished phase's best as best-PHASE.keras and start the next phase's best
+    and patience afresh. Nothing is committed until its first epoch: killed before then,
+    the run is still in the last phase."""
+    finished = _keep_best(run, state)
     log.info(f"{run}: the {state['phase']} phase's best is kept as {finished.name}; "
              f"entering the {phase} phase")
     state.update(phase=phase, best=None, wait=0)
@@ -712,6 +722,11 @@ def _train_locked(opened: Run, epochs: int, verbose, budget_seconds, start_from:
     with devices.scope() if devices is not None else contextlib.nullcontext():
         if state["epochs_done"] == 0:
             model = family.build()
+        elif phase is not None and start_from is None:
+            # the finished phase's best: what it keeps as best-PHASE.keras, so that the
+            # latents a second stage learned from that checkpoint are the next phase's
+            # (its last epoch can be a budget's stub, further from the corpus)
+            model = load_model(_keep_best(run, state), family)
         elif start_from == "best":
             model = load_model(run / BEST, family)
         else:
