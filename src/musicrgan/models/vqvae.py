@@ -80,7 +80,8 @@ class VQVAEConfig(AdversarialConfig):
     # STFT sizes of the spectral distance (longer than the window: left out)
     spectral_scales: list = field(default_factory=lambda: list(SPECTRAL_SCALES))
     # of one budget (compare, a chain's first stage, the demo), the adversarial phase's
-    # share (models/adversarial)
+    # share (models/adversarial): none, as the tuned decoder took the demo's songs further
+    # from the corpus (docs/compare.md, "The adversarial phase for the demo's vqvae")
     adversarial_share: float = 0.0
     batch_size: int = 8
     learning_rate: float = 1e-3
