@@ -46,8 +46,9 @@ def _minutes(seconds: float) -> str:
 def training_commands(minutes: float):
     """The demo's `train` commands, each made when its turn comes: the upstream trains for
     its share of the budget, through the phases its family plans for a budget (the vqvae's
-    adversarial phase), and the code-prior for what the upstream left. A demo stopped before
-    its code-prior existed finishes the upstream's share first."""
+    autoencoder phase alone by default: docs/compare.md), and the code-prior for what the
+    upstream left. A demo stopped before its code-prior existed finishes the upstream's
+    share first."""
     from .compare import UPSTREAM_SHARE
     from .runs import read_state, training_seconds
     budget = minutes * 60
