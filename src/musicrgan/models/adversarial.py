@@ -66,7 +66,8 @@ class AdversarialDecoder(WithCritic):
 
     def count_params(self):
         """The autoencoder's weights (a discriminator only serves training)."""
-        return self.encoder.count_params() + self.decoder.count_params()
+        judge = self.discriminator.count_params() if self.discriminator is not None else 0
+        return super().count_params() - judge
 
     def _judged(self, audio, training):
         return discriminators.judges(self.discriminator(audio, training=training), self.judges)
