@@ -33,7 +33,7 @@ from .audio import atomic_write_text
 from .data import corpus_clips
 from .evaluate import evaluate
 from .report import clip_card, loss_png, page, spectrogram_png, table
-from .runs import (CONFIG, Run, RunError, patience_exhausted, read_history,
+from .runs import (CONFIG, Run, RunError, patience_exhausted, read_history, stands_against,
                    training_seconds)
 
 log = logging.getLogger("musicrgan")
@@ -124,12 +124,12 @@ def _train(run: Run, label: str, budget: float, progress: bool) -> None:
     """Train until the run's budget is spent, through the phases its family plans for a
     budget (wave-vae's adversarial_share); at least one step in each, so there is a model
     to evaluate (a chain's upstream can leave its second stage no time)."""
-    phases, plan = run.family.phases, run.family.budget_phases()
+    plan = run.family.budget_phases()
     for phase, until in plan:
-        current = run.state.get("phase")
-        if phase and current and phases.index(current) > phases.index(phase):
+        standing = stands_against(run.family, run.state, phase)
+        if standing == "past":
             continue   # resumed past this phase
-        entering = phase is not None and current is not None and phase != current
+        entering = standing == "before"
         if run.state["epochs_done"] == 0 or entering or _needs_training(run, budget * until):
             spent = training_seconds(run.state)
             named = f" ({phase} phase)" if len(plan) > 1 else ""

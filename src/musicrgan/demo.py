@@ -79,8 +79,8 @@ def _upstream_commands(share: float):
     config plans a budget (compare.py trains a chain's first stage the same way): each phase
     until its part of the share is spent, a phase entered even if the last ran over."""
     from .models import get_family
-    from .runs import read_state, training_seconds
-    phases = get_family(UPSTREAM).phases
+    from .runs import read_state, stands_against, training_seconds
+    family = get_family(UPSTREAM)
     for phase, until in upstream_plan():
         if not _exists(UPSTREAM_RUN):
             # patience 0: the budget, not early stopping, ends training
@@ -88,11 +88,11 @@ def _upstream_commands(share: float):
                    "--minutes", _minutes(share * until), "--set", "patience=0"]
             continue
         state = read_state(Path(UPSTREAM_RUN))
-        current = state.get("phase", phases[0] if phases else None)
-        if phase and phases.index(current) > phases.index(phase):
-            continue  # past this phase already
+        standing = stands_against(family, state, phase)
+        if standing == "past":
+            continue
         left = share * until - training_seconds(state)
-        if current != phase:
+        if standing == "before":
             yield ["train", "continue", UPSTREAM_RUN, "--phase", phase,
                    "--minutes", _minutes(max(left, 0.05 * share))]
         elif left > 1:

@@ -634,6 +634,19 @@ def _split_datasets(family, data: str, epochs_done: int, cache: Path | None, bat
             val_ds.map(family.examples))
 
 
+def stands_against(family, state: dict, phase: str | None) -> str:
+    """Where a run (its state) stands against one phase of a budget plan
+    (Family.budget_phases): "past" it (in a later phase), "before" it (in an earlier one:
+    training on means entering it) or "in" it. What compare and the demo ask of each phase
+    they train through."""
+    phases = family.phases
+    if phase is None or not phases:
+        return "in"
+    current = phases.index(state.get("phase", phases[0]))
+    wanted = phases.index(phase)
+    return "past" if current > wanted else "before" if current < wanted else "in"
+
+
 def _next_phase(run: Path, family, state: dict, phase: str | None) -> str | None:
     """The phase to enter now (None: stay), or RunError for one the run cannot enter."""
     if phase is None:
