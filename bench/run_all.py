@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark and rewrite docs/benchmarks.md from their results."""
+"""`make bench`: run every benchmark (or those named: `python bench/run_all.py hierarchy pqmf`)
+and rewrite their sections of docs/benchmarks.md from their results, keeping the rest."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ BENCHES = [
     ("two_stage", "bench_two_stage.py",
      "Compress-then-generate speed at the default configs, 16 kHz, 10 s of audio, untrained "
      "weights (speed does not depend on them): vqvae encoding and decoding at batch 1 (x "
-     "real time), and code-prior sampling plus vqvae decoding per stream with 1 and 4 "
-     "streams in a batch. Baseline, same process and model: a sampler without the key/value "
+     "real time, and over the same networks called eagerly, as vqvae did before 2026-11-30), "
+     "and code-prior sampling plus vqvae decoding per stream with 1 and 4 "
+     "streams in a batch. Baseline for sampling, same process and model: a sampler without the key/value "
      "cache, which runs the whole prefix through the model for every new code. Targets "
      "(issue 10): decoding at least 30x real time, sampling plus decoding at least 5x per "
      "stream, encoding for the latent cache at least 100x."),
@@ -90,9 +92,10 @@ BENCHES = [
      "spectral convergence in the loss) against the one before (`decoder: conv`, "
      "transposed convolutions up to the samples), 64x, untrained, same process: "
      "parameters, seconds per training "
-     "step through `fit` (batch 8 of 16384 samples), encoding and decoding 10 s at batch 1 "
-     "(x real time), and ratios over the one before. What each reconstructs: "
-     "docs/compare.md."),
+     "step through `fit` (batch 8 of 16384 samples; each config timed twice in turn, the "
+     "faster kept: one config's step time moved by up to 2x between calls), encoding and "
+     "decoding 10 s at batch 1 (x real time), and ratios over the one before. What each "
+     "reconstructs: docs/compare.md, \"vqvae at the code rate\"."),
     ("epochs", "bench_epochs.py",
      "Stalls between training epochs: wall seconds per epoch through `fit` (wave-vae's "
      "default config, untrained, many short epochs of 2 steps of batch 8 and 1 validation "
@@ -112,28 +115,71 @@ BENCHES = [
 ]
 
 
+PREAMBLE = ("# Benchmarks\n\nEvery speed figure is a ratio against a baseline measured in the "
+            "same run on the same machine. Each section says what it measures, then the run "
+            "of its table (day, machine) and notes kept from earlier runs.\n")
+RUN_LINE = "Run by `make bench` on "
+EARLIER = "Notes from earlier runs (their figures may differ from the table above):"
+
+
 def table(result: dict) -> str:
     rows = ["| measure | value |", "| --- | --- |"]
     rows += [f"| {k} | {v} |" for k, v in result.items()]
     return "\n".join(rows)
 
 
+def split_page(page: str) -> tuple[str, dict[str, str]]:
+    """The page's preamble and its sections' bodies by name (the text after "## name")."""
+    parts = page.split("\n## ")
+    sections = {}
+    for part in parts[1:]:
+        name, _, body = part.partition("\n")
+        sections[name.strip()] = body
+    return parts[0].rstrip("\n") + "\n", sections
+
+
+def hand_notes(body: str, what: str) -> list[str]:
+    """The paragraphs of a section that someone wrote by hand (dated runs, what they meant):
+    all but its description, its table and the line naming the run that made it."""
+    notes = []
+    for paragraph in body.split("\n\n"):
+        paragraph = paragraph.strip()
+        if (paragraph and paragraph != what and not paragraph.startswith(RUN_LINE)
+                and not paragraph.startswith("|") and paragraph not in (EARLIER, "(not run yet)")):
+            notes.append(paragraph)
+    return notes
+
+
+def rewrite(page: str, results: dict[str, dict], when: str, machine_line: str) -> str:
+    """The page with the sections of `results` (bench name → its result) made anew from
+    them; every other section as it was, and every section's hand-written notes kept: a
+    bench run alone, or on a fresh clone without the others' results, loses nothing."""
+    preamble, sections = split_page(page) if page else (PREAMBLE, {})
+    lines = [preamble]
+    for name, _, what in BENCHES:
+        body = sections.get(name)
+        if name in results:
+            notes = hand_notes(body or "", what)
+            body = "\n\n".join([what, f"{RUN_LINE}{when}; {machine_line}.",
+                                  table(results[name])] + ([EARLIER] if notes else []) + notes)
+        elif body is None:
+            body = f"{what}\n\n(not run yet)\n"
+        lines.append(f"## {name}\n\n{body.strip(chr(10))}\n")
+    return "\n".join(lines)
+
+
 def main() -> None:
     only = set(sys.argv[1:])
+    ran = [name for name, _, _ in BENCHES if not only or name in only]
     for name, script, _ in BENCHES:
-        if not only or name in only:
+        if name in ran:
             subprocess.run([sys.executable, str(ROOT / "bench" / script)], check=True)
-    info = machine()
-    lines = ["# Benchmarks", "",
-             f"Written by `make bench` on {date.today()}. Every speed figure is a ratio against "
-             "a baseline measured in the same run on the same machine.", "",
-             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), ""]
-    for name, _, what in BENCHES:
-        path = OUT / f"{name}.json"
-        lines += [f"## {name}", "", what, ""]
-        lines += [table(json.loads(path.read_text())) if path.exists() else "(not run yet)", ""]
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
-    print(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
+    results = {name: json.loads((OUT / f"{name}.json").read_text()) for name in ran}
+    machine_line = ", ".join(f"{k} {v}" for k, v in machine().items())
+    page = ROOT / "docs" / "benchmarks.md"
+    old = page.read_text() if page.exists() else ""
+    page.write_text(rewrite(old, results, str(date.today()), machine_line))
+    print(f"wrote {page}")
 
 
 if __name__ == "__main__":
