@@ -657,14 +657,14 @@ def _next_phase(run: Path, family, state: dict, phase: str | None) -> str | None
                        "train in phases (wave-vae, vqvae)")
     if phase not in phases:
         raise RunError(f"{family.name}'s phases are {', '.join(phases)}, not {phase!r}")
-    current = state.get("phase", phases[0])
-    if phases.index(phase) < phases.index(current):
-        raise RunError(f"{run} has moved on to its {current} phase and cannot go back to "
-                       f"{phase}: train a new run for that")
-    if phase != current and state["epochs_done"] == 0:
+    where = stands_against(family, state, phase)
+    if where == "past":
+        raise RunError(f"{run} has moved on to its {state['phase']} phase and cannot go back "
+                       f"to {phase}: train a new run for that")
+    if where == "before" and state["epochs_done"] == 0:
         raise RunError(f"{run} has not trained its {phases[0]} phase yet: train it first "
                        "(`train continue` without --phase)")
-    return phase if phase != current else None
+    return phase if where == "before" else None
 
 
 def _keep_best(run: Path, state: dict) -> Path:
