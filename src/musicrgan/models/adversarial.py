@@ -30,7 +30,9 @@ ADVERSARIAL_METRICS = ("loss", "reconstruction", "d_loss", "g_adversarial", "fea
 class AdversarialConfig(TrainConfig):
     """The adversarial phase's settings, for a family's config to inherit."""
     discriminator: str = "multiscale"   # or "multiperiod"
-    discriminator_channels: int = 16
+    # 8, not MelGAN's 16: half the step's cost, and as near or nearer in the same minutes
+    # (docs/hierarchical.md, "The adversarial phase on the new defaults", run D)
+    discriminator_channels: int = 8
     periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])   # multiperiod's
     adversarial_weight: float = 1.0
     feature_matching: float = 10.0
