@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import cli, tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models.latent_diffusion import (LatentDiffusion, LatentDiffusionConfig,
-                                               cosine_schedule, ddim)
+                                               LatentMoments, cosine_schedule, ddim)
 from musicrgan.models.vqvae import VQVAE, VQVAEConfig
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
 from musicrgan.beats import MIN_BPM
@@ -40,6 +40,50 @@ def test_ddim_with_an_exact_denoiser_lands_on_its_target(steps):
     np.testing.assert_allclose(landed, target, atol=1e-4)
     a, s = (float(v) for v in cosine_schedule(np.float32(0.3)))
     assert a * a + s * s == pytest.approx(1.0)
+
+
+def test_the_moments_of_every_window_standardize_and_scale_back():
+    """LatentMoments counts every window it observes: its moments are those of all of them
+    together, what it standardizes has zero mean and unit deviation per channel, and a
+    model scales standardized draws back to the trajectories' own scale."""
+    rng = np.random.default_rng(0)
+    windows = [rng.normal([1.0, -2.0, 0.0], [0.3, 2.0, 1.0], (4, 25, 3)).astype(np.float32)
+               for _ in range(3)]
+    moments = LatentMoments(3)
+    for w in windows:
+        moments.observe(w)
+    rows = np.concatenate(windows).reshape(-1, 3)
+    mean, std = (np.asarray(v) for v in moments.moments())
+    np.testing.assert_allclose(mean, rows.mean(0), atol=1e-4)
+    np.testing.assert_allclose(std, rows.std(0), rtol=1e-3)
+    standardized = np.asarray(moments.standardized(rows))
+    np.testing.assert_allclose(standardized.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(standardized.std(0), 1.0, rtol=1e-3)
+
+    family = LatentDiffusion(LatentDiffusionConfig(channels=8, blocks=1, clock=False), 16000)
+    family.attach(WaveVAE(WaveVAEConfig(latent_dim=3), 16000), None)
+    model = family.build()
+    for w in windows:
+        model.moments.observe(w)
+    np.testing.assert_allclose(model.trajectories(standardized), rows, rtol=1e-3, atol=1e-3)
+
+
+def gaussian_denoiser(variance):
+    """The exact v-prediction for data drawn from N(0, variance): E[v | x_t]."""
+    def denoise(x, t):
+        a, s = (float(v) for v in cosine_schedule(np.float32(t[0])))
+        return a * s * (1.0 - variance) * x / (a * a * variance + s * s)
+    return denoise
+
+
+def test_ddim_with_the_exact_denoiser_of_gaussian_data_draws_their_variance():
+    """From noise to data of variance 0.25 with the exact denoiser: with many steps, the
+    data's variance; with few, less of it (why generation takes 50 by default)."""
+    noise = np.random.default_rng(0).standard_normal((20000, 1, 1)).astype(np.float32)
+    drawn = {steps: float(ddim(gaussian_denoiser(0.25), noise, steps).var())
+             for steps in (20, 50, 200)}
+    assert drawn[200] == pytest.approx(0.25, rel=0.03)
+    assert drawn[20] < drawn[50] < drawn[200]
 
 
 def test_it_refuses_codes():
@@ -80,6 +124,9 @@ def test_it_learns_a_wave_vae_s_trajectories_and_samples_them(techno, tmp_path, 
     model = run.model("best")
     counts = np.asarray(model.denoiser.get_layer("clock").tempo_counts)
     assert counts.sum() == 3 * 10 * 4
+    # every training window's steps counted into the moments the denoiser's targets are
+    # standardized by (3 epochs of 10 steps of 4 windows of 16 steps)
+    assert float(model.moments.count) == 3 * 10 * 4 * 16
     drawn = run.family.describe(model, GenerationRequest(n=4))["bpm"]
     assert set(drawn) <= set(np.flatnonzero(counts) + MIN_BPM)
     noisy = np.random.default_rng(0).standard_normal((1, 16, model.dim)).astype(np.float32)

@@ -12,8 +12,10 @@ al. 2021) from N(0, temperature²) noise in `denoise_steps` steps (a control of 
 the whole song's trajectory at once (the network is convolutional, so any length), then
 decodes it through the upstream's decoder.
 
-The targets are the upstream posterior's means as the cache holds them (a KL or MMD
-upstream keeps them near unit scale, which the schedule assumes).
+The targets are the upstream posterior's means as the cache holds them, standardized per
+channel (`standardize`, the default) by the moments of every window trained on (the model's
+LatentMoments): the schedule assumes unit scale, and a KL wave-vae's means are spread 0.2-1.3
+by channel; generated trajectories are scaled back before decoding.
 
 With `clock` (the default) the denoiser also hears the beat clock at each latent step
 (modules/beat_clock.ClockEmbedding, as code-prior's Transformer and lstm-gan's networks):
@@ -47,11 +49,17 @@ class LatentDiffusionConfig(LatentsConfig):
     #                              a 128x wave-vae at 16 kHz)
     channels: int = 128          # the denoiser's width
     blocks: int = 3              # of dilated residual units (dilations 1, 3, 9 each)
-    denoise_steps: int = 20      # what generate's --denoise-steps defaults to
+    # what generate's --denoise-steps defaults to: DDIM's few steps shrink what it draws
+    # (docs/compare.md, "latent-diffusion on standardized trajectories")
+    denoise_steps: int = 50
     # the denoiser hears the beat clock at each step (generate then takes --bpm): without
     # it the chain's songs had no pulse (docs/compare.md, "latent-diffusion hears the beat
     # clock")
     clock: bool = True
+    # the denoiser works on trajectories standardized per channel by the moments of the
+    # training windows (LatentMoments), which the cosine schedule assumes; generation scales
+    # its draws back
+    standardize: bool = True
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -104,14 +112,53 @@ def denoiser(dim: int, channels: int, blocks: int,
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
-    """The denoiser with the v-prediction train step."""
-    NETWORKS = ("denoiser",)
-    SETTINGS = ("dim",)
+class LatentMoments(layers.Layer):
+    """Per-channel mean and standard deviation of every trajectory window trained on, counted
+    as they come (as the clock counts tempos): what standardizes the denoiser's targets and
+    scales generated trajectories back."""
 
-    def __init__(self, denoiser, dim, **kwargs):
+    def __init__(self, dim: int, **kwargs):
         super().__init__(**kwargs)
-        self.denoiser, self.dim = denoiser, dim
+        self.dim = int(dim)
+        # "mean" of old + replicas x this replica's sums adds every replica's (ClockEmbedding)
+        self.count, self.total, self.squares = (
+            self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name,
+                            aggregation="mean")
+            for shape, name in (((), "count"), ((self.dim,), "total"),
+                                ((self.dim,), "squares")))
+
+    def observe(self, x):
+        rows = ops.reshape(ops.cast(x, "float32"), (-1, self.dim))
+        n = replicas.count()
+        self.count.assign_add(ops.cast(ops.shape(rows)[0], "float32") * n)
+        self.total.assign_add(ops.sum(rows, axis=0) * n)
+        self.squares.assign_add(ops.sum(ops.square(rows), axis=0) * n)
+
+    def moments(self):
+        count = ops.maximum(self.count, 1.0)
+        mean = self.total / count
+        return mean, ops.sqrt(ops.maximum(self.squares / count - ops.square(mean), 1e-6))
+
+    def standardized(self, x):
+        mean, std = self.moments()
+        return (x - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
+    """The denoiser with the v-prediction train step; with `standardize`, on trajectories
+    standardized by their moments (`moments`, counted in training)."""
+    NETWORKS = ("denoiser",)
+    SETTINGS = ("dim", "standardize")
+
+    def __init__(self, denoiser, dim, standardize=False, **kwargs):
+        super().__init__(**kwargs)
+        self.denoiser, self.dim, self.standardize = denoiser, dim, standardize
+        # (False by default: models saved before standardizing load as they were)
+        self.moments = LatentMoments(dim, name="moments") if standardize else None
         self.start_tracking(("loss",))
 
     def build(self, input_shape=None):
@@ -120,6 +167,13 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
     def call(self, inputs):
         return self.denoiser(inputs)
 
+    def trajectories(self, standardized):
+        """Generated (standardized) trajectories at the upstream's scale."""
+        if not self.standardize:
+            return standardized
+        mean, std = (np.asarray(v) for v in self.moments.moments())
+        return standardized * std + mean
+
     def _loss(self, cached, seed, training):
         """`cached` the latent windows (batch, steps, channels), or (windows, beats) for a
         denoiser with a clock."""
@@ -127,6 +181,10 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         if isinstance(cached, (tuple, list)):
             cached, beats = cached[0], tuple(cached[1:])
         x0 = cached[..., :self.dim]
+        if self.standardize:
+            if training:
+                self.moments.observe(x0)
+            x0 = self.moments.standardized(x0)
         batch = ops.shape(x0)[0]
         t = tf.random.stateless_uniform((batch,), seed, 1e-3, 1.0)
         eps = tf.random.stateless_normal(ops.shape(x0), seed + 1)
@@ -205,8 +263,8 @@ class LatentDiffusion(OnLatents, Generates):
         c = self.config
         dim = self.upstream_family.latent_channels()
         clock = (self.upstream_family.latent_hop(), self.rate) if c.clock else None
-        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks, clock), dim,
-                                     name="latent_diffusion")
+        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks, clock),
+                                     dim, c.standardize, name="latent_diffusion")
         model.build()
         self.compile(model)
         return model
@@ -230,7 +288,8 @@ class LatentDiffusion(OnLatents, Generates):
                               axis=1).astype(np.float32),)
         denoise = self.traced(model, "denoise", lambda *inputs: model.denoiser(list(inputs)),
                               *signature)
-        trajectory = ddim(lambda x, t: np.asarray(denoise(x, t, *beats)), noise, denoise_steps)
+        trajectory = model.trajectories(
+            ddim(lambda x, t: np.asarray(denoise(x, t, *beats)), noise, denoise_steps))
         audio = up.decode_in_pieces(self.upstream_model, trajectory)
         if progress:
             progress(samples)
@@ -249,6 +308,11 @@ class LatentDiffusion(OnLatents, Generates):
             notes["beats"] = ("(batch, 2): the tempo in BPM and the beat position (0: on a "
                               "downbeat) where the trajectory's first step starts; trained "
                               f"on {low:.1f}-{high:.1f} BPM")
+        if model.standardize:
+            mean, std = (np.asarray(v).round(5).tolist() for v in model.moments.moments())
+            notes["standardized"] = ("the sampler's x0 is standardized: x0 * std + mean per "
+                                     "channel before the decoder")
+            notes |= {"mean": mean, "std": std}
         clocked = ", beats (batch, 2)" if self.config.clock else ""
         return notes | {"samples_per_step": self.upstream_family.latent_hop(),
                 "denoiser": (f"(noisy (batch, steps, {model.dim}), noise_level (batch,)"
