@@ -126,6 +126,9 @@ class LatentMoments(layers.Layer):
                             aggregation="mean")
             for shape, name in (((), "count"), ((self.dim,), "total"),
                                 ((self.dim,), "squares")))
+        # made whole here (no input shape to wait for): a model under a tf.distribute
+        # strategy would otherwise be called on a batch to build it, before training
+        self.built = True
 
     def observe(self, x):
         rows = ops.reshape(ops.cast(x, "float32"), (-1, self.dim))
