@@ -128,9 +128,11 @@ def test_a_replicating_family_trains_on_two_replicas(name, sets, techno, tmp_pat
         from musicrgan.runs import Run
         counts = Run(run).model("last").get_layer("clock").tempo_counts
         assert float(np.sum(np.asarray(counts))) == 2 * 3 * 2 * 4
-    if name == "latent-diffusion":  # every replica's window steps in the moments: x 16
-        from musicrgan.runs import Run
-        assert float(Run(run).model("last").moments.count) == 2 * 3 * 2 * 4 * 16
+    if name == "latent-diffusion":  # every replica's window steps in the moments: x 16,
+        from musicrgan.runs import Run  # and every replica's windows in the styles
+        model = Run(run).model("last")
+        assert float(model.moments.count) == 2 * 3 * 2 * 4 * 16
+        assert float(model.styles.count) == 2 * 3 * 2 * 4
     # the run goes on on one device (the checkpoint does not depend on the strategy)
     status, _, err = cli(capsys, "train", "continue", run, "--epochs", "1")
     assert status == 0, err
@@ -206,8 +208,9 @@ def test_two_worker_processes_train_a_family_as_one_process_does(name, sets, tec
     model = Run(tmp_path / "two").model("last")
     if name == "code-prior":  # both workers' windows counted: 3 steps x 2 workers x 4
         assert float(np.sum(np.asarray(model.get_layer("clock").tempo_counts))) == 3 * 2 * 4
-    if name == "latent-diffusion":  # both workers' window steps in the moments
+    if name == "latent-diffusion":  # both workers' window steps in the moments and styles
         assert float(model.moments.count) == 3 * 2 * 4 * 16
+        assert float(model.styles.count) == 3 * 2 * 4
     # the run goes on in one process
     status, _, err = cli(capsys, "train", "continue", tmp_path / "two", "--epochs", "1")
     assert status == 0, err

@@ -1,8 +1,10 @@
-"""latent-diffusion: the sampler and schedule recover what an exact denoiser knows; through
-the CLI over a tiny wave-vae, it learns (validation loss on fixed noise falls), its step
-count is a control of generate, and it hears the corpus's beat clock (generate --bpm)."""
+"""latent-diffusion: the sampler and schedule recover what an exact denoiser knows; songs
+draw their styles from the training windows' Gaussian; through the CLI over a tiny wave-vae,
+it learns (validation loss on fixed noise falls), its step count is a control of generate,
+and it hears the corpus's beat clock (generate --bpm) and its style."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,14 +13,16 @@ import soundfile as sf
 from conftest import cli, tiny_config
 from musicrgan import import_tensorflow
 from musicrgan.models.latent_diffusion import (LatentDiffusion, LatentDiffusionConfig,
-                                               LatentMoments, cosine_schedule, ddim)
+                                               LatentMoments, WindowStyles, cosine_schedule,
+                                               ddim)
 from musicrgan.models.vqvae import VQVAE, VQVAEConfig
 from musicrgan.models.wave_vae import WaveVAE, WaveVAEConfig
 from musicrgan.beats import MIN_BPM
-from musicrgan.models.base import GenerationRequest
+from musicrgan.models.base import ConfigError, GenerationRequest
 from musicrgan.runs import Run, read_history
 
 import_tensorflow()
+from keras import ops  # noqa: E402
 
 
 def exact_denoiser(target):
@@ -66,6 +70,78 @@ def test_the_moments_of_every_window_standardize_and_scale_back():
     for w in windows:
         model.moments.observe(w)
     np.testing.assert_allclose(model.trajectories(standardized), rows, rtol=1e-3, atol=1e-3)
+
+
+def windows_in_styles(rng, count, mean, covariance, steps=20):
+    """`count` windows (count, steps, dim), each around a mean drawn from N(mean,
+    covariance), with unit noise along its steps."""
+    means = rng.multivariate_normal(mean, covariance, size=count)
+    return (means[:, None, :] + rng.standard_normal((count, steps, len(mean)))).astype(
+        np.float32)
+
+
+STYLE_MEAN = np.array([1.0, -2.0, 0.5])
+STYLE_COVARIANCE = np.array([[1.0, 0.6, 0.0], [0.6, 2.0, -0.5], [0.0, -0.5, 0.5]])
+
+
+def test_window_styles_are_the_gaussian_of_the_window_means():
+    """WindowStyles counts every window's mean: its Gaussian is theirs, and what it draws
+    has that mean and covariance."""
+    rng = np.random.default_rng(1)
+    windows = [windows_in_styles(rng, 500, STYLE_MEAN, STYLE_COVARIANCE) for _ in range(4)]
+    styles = WindowStyles(3)
+    for w in windows:
+        styles.observe(w)
+    window_means = np.concatenate(windows).mean(axis=1)
+    mean, covariance = styles.gaussian()
+    np.testing.assert_allclose(mean, window_means.mean(0), atol=1e-4)
+    np.testing.assert_allclose(covariance, np.cov(window_means.T, bias=True), atol=1e-3)
+    drawn = styles.draw(20000, np.random.default_rng(2))
+    np.testing.assert_allclose(drawn.mean(0), mean, atol=0.05)
+    np.testing.assert_allclose(np.cov(drawn.T), covariance, atol=0.08)
+
+
+def style_keeping_denoiser(inputs):
+    """The exact denoiser of songs that are their style at every step (x0 = style)."""
+    x, t, style = inputs
+    a = ops.reshape(ops.cos(0.5 * math.pi * t), (-1, 1, 1))
+    s = ops.reshape(ops.sin(0.5 * math.pi * t), (-1, 1, 1))
+    x0 = style[:, None, :]
+    return a * (x - a * x0) / s - s * x0
+
+
+def test_each_song_keeps_a_style_drawn_like_the_training_windows():
+    """Generation gives every song a style of its own, drawn from the Gaussian of the
+    training windows' means, standardized for the denoiser and scaled back with the
+    trajectory: with a denoiser that makes songs their style, the songs are constant along
+    their steps and their levels spread as the training windows' means did."""
+    family = LatentDiffusion(LatentDiffusionConfig(channels=8, blocks=1, clock=False), 16000)
+    family.attach(WaveVAE(WaveVAEConfig(latent_dim=3), 16000), None)
+    model = family.build()
+    assert model.style   # by default
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        window = windows_in_styles(rng, 500, STYLE_MEAN, STYLE_COVARIANCE)
+        model.moments.observe(window)
+        model.styles.observe(window)
+    model.denoiser = style_keeping_denoiser
+    songs = family.draw_trajectories(
+        model, family.checked(GenerationRequest(n=1000, seconds=0.1, seed=4)))
+    assert songs.shape[1] >= 10
+    np.testing.assert_allclose(songs, songs[:, :1, :].repeat(songs.shape[1], 1), atol=1e-3)
+    levels = songs[:, 0, :]
+    mean, covariance = model.styles.gaussian()
+    np.testing.assert_allclose(levels.mean(0), mean, atol=0.15)
+    np.testing.assert_allclose(np.cov(levels.T), covariance, atol=0.25)
+    other = family.draw_trajectories(
+        model, family.checked(GenerationRequest(n=3, seconds=0.1, seed=5)))
+    assert not np.allclose(other[:, 0], songs[:3, 0])   # the seed draws the styles
+
+
+def test_a_style_needs_standardized_trajectories():
+    with pytest.raises(ConfigError, match="style needs standardize"):
+        LatentDiffusionConfig(standardize=False).validate()
+    LatentDiffusionConfig(standardize=False, style=False).validate()
 
 
 def gaussian_denoiser(variance):
@@ -127,13 +203,17 @@ def test_it_learns_a_wave_vae_s_trajectories_and_samples_them(techno, tmp_path, 
     # every training window's steps counted into the moments the denoiser's targets are
     # standardized by (3 epochs of 10 steps of 4 windows of 16 steps)
     assert float(model.moments.count) == 3 * 10 * 4 * 16
+    assert float(model.styles.count) == 3 * 10 * 4   # and every window's mean
     drawn = run.family.describe(model, GenerationRequest(n=4))["bpm"]
     assert set(drawn) <= set(np.flatnonzero(counts) + MIN_BPM)
     noisy = np.random.default_rng(0).standard_normal((1, 16, model.dim)).astype(np.float32)
     level, beats = np.array([0.5], np.float32), np.array([[127.0, 0.0]], np.float32)
-    on_beat = np.asarray(model.denoiser([noisy, level, beats]))
-    later = np.asarray(model.denoiser([noisy, level, beats + [[0.0, 0.5]]]))
+    style = np.zeros((1, model.dim), np.float32)
+    on_beat = np.asarray(model.denoiser([noisy, level, beats, style]))
+    later = np.asarray(model.denoiser([noisy, level, beats + [[0.0, 0.5]], style]))
     assert np.abs(later - on_beat).max() > 1e-4
+    restyled = np.asarray(model.denoiser([noisy, level, beats, style + 1.0]))
+    assert np.abs(restyled - on_beat).max() > 1e-4   # it hears the style
     for bpm in ("96", "150"):
         status, printed, err = cli(capsys, "generate", tmp_path / "diff", "--n", "2",
                                    "--seconds", "1", "--bpm", bpm, "--out",

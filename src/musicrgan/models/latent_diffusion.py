@@ -20,7 +20,14 @@ by channel; generated trajectories are scaled back before decoding.
 With `clock` (the default) the denoiser also hears the beat clock at each latent step
 (modules/beat_clock.ClockEmbedding, as code-prior's Transformer and lstm-gan's networks):
 training windows come with their beat grid from the corpus, and generation gives every song
-a tempo (`--bpm`, or one of the training corpus's tempos) from a downbeat."""
+a tempo (`--bpm`, or one of the training corpus's tempos) from a downbeat.
+
+With `style` (the default) every block also hears the window's standardized mean over its
+steps, a loop-level style vector: the denoiser's reach is under a second, so without it
+every song averaged the corpus's character and songs were alike (loudness within ±0.2 LU
+of each other, the corpus's loops ±1.5). Generation draws each song's style from the
+Gaussian of the training windows' means (WindowStyles, counted in training) and keeps it
+along the whole song."""
 
 from __future__ import annotations
 
@@ -60,6 +67,11 @@ class LatentDiffusionConfig(LatentsConfig):
     # training windows (LatentMoments), which the cosine schedule assumes; generation scales
     # its draws back
     standardize: bool = True
+    # the denoiser hears its window's mean (standardized), a loop-level style: generation
+    # draws one per song from the Gaussian of the training windows' (WindowStyles), so
+    # songs differ from each other as the corpus's loops do (docs/compare.md,
+    # "latent-diffusion hears a loop-level style")
+    style: bool = True
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -67,6 +79,9 @@ class LatentDiffusionConfig(LatentsConfig):
         super().validate()
         if min(self.window, self.channels, self.blocks, self.denoise_steps) < 1:
             raise ConfigError("window, channels, blocks and denoise_steps must be >= 1")
+        if self.style and not self.standardize:
+            raise ConfigError("style needs standardize: true (a style is a standardized "
+                              "window mean)")
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
@@ -86,15 +101,19 @@ def cosine_schedule(t):
 
 
 def denoiser(dim: int, channels: int, blocks: int,
-             clock: tuple[int, int] | None = None) -> keras.Model:
+             clock: tuple[int, int] | None = None, style: bool = False) -> keras.Model:
     """(noisy (batch, steps, dim), t (batch,)) → v-prediction (batch, steps, dim). With
     `clock` (hop, rate) it also takes beats (batch, 2) [tempo, beat position where the first
-    step starts] and hears the beat clock at each step (layer "clock")."""
+    step starts] and hears the beat clock at each step (layer "clock"); with `style`, last,
+    a style (batch, dim) that every block hears with the noise level."""
     noisy = keras.Input((None, dim), name="noisy")
     t = keras.Input((), name="noise_level")
     inputs = [noisy, t]
-    level = layers.Dense(channels, activation="silu", name="level_in")(
-        NoiseLevelFeatures(name="level_features")(t))
+    told = NoiseLevelFeatures(name="level_features")(t)
+    if style:
+        style_input = keras.Input((dim,), name="style")
+        told = layers.Concatenate(name="level_and_style")([told, style_input])
+    level = layers.Dense(channels, activation="silu", name="level_in")(told)
     h = layers.Conv1D(channels, 3, padding="same", name="den_in")(noisy)
     if clock is not None:
         beats = keras.Input((2,), name="beats")
@@ -107,6 +126,8 @@ def denoiser(dim: int, channels: int, blocks: int,
         for d in (1, 3, 9):
             h = residual_unit(h, channels, d, f"den{b}_res{d}")
     h = layers.LeakyReLU(0.2)(h)
+    if style:
+        inputs.append(style_input)
     return keras.Model(inputs, layers.Conv1D(dim, 3, padding="same", name="den_out")(h),
                        name="denoiser")
 
@@ -151,17 +172,58 @@ class LatentMoments(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
+class WindowStyles(layers.Layer):
+    """The Gaussian of the trajectory windows' means (each window's mean over its steps, a
+    (dim,) style), counted as they come: count, sum and sum of outer products; generation
+    draws songs' styles from it."""
+
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = int(dim)
+        self.count, self.total, self.products = (
+            self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name,
+                            aggregation="mean")
+            for shape, name in (((), "count"), ((self.dim,), "total"),
+                                ((self.dim, self.dim), "products")))
+        self.built = True   # (as LatentMoments)
+
+    def observe(self, x):
+        means = ops.mean(ops.cast(x, "float32"), axis=1)
+        n = replicas.count()
+        self.count.assign_add(ops.cast(ops.shape(means)[0], "float32") * n)
+        self.total.assign_add(ops.sum(means, axis=0) * n)
+        self.products.assign_add(ops.matmul(ops.transpose(means), means) * n)
+
+    def gaussian(self):
+        """(mean (dim,), covariance (dim, dim)) of the window means, as numpy."""
+        count = max(float(self.count), 1.0)
+        mean = np.asarray(self.total, np.float64) / count
+        return mean, np.asarray(self.products, np.float64) / count - np.outer(mean, mean)
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        mean, covariance = self.gaussian()
+        return rng.multivariate_normal(mean, covariance, size=n, method="eigh").astype(
+            np.float32)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
 class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
     """The denoiser with the v-prediction train step; with `standardize`, on trajectories
-    standardized by their moments (`moments`, counted in training)."""
+    standardized by their moments (`moments`, counted in training); with `style`, the
+    denoiser hears each window's standardized mean, whose Gaussian `styles` counts."""
     NETWORKS = ("denoiser",)
-    SETTINGS = ("dim", "standardize")
+    SETTINGS = ("dim", "standardize", "style")
 
-    def __init__(self, denoiser, dim, standardize=False, **kwargs):
+    def __init__(self, denoiser, dim, standardize=False, style=False, **kwargs):
         super().__init__(**kwargs)
-        self.denoiser, self.dim, self.standardize = denoiser, dim, standardize
-        # (False by default: models saved before standardizing load as they were)
+        self.denoiser, self.dim = denoiser, dim
+        # (False by default: models saved before standardizing or styles load as they were)
+        self.standardize, self.style = standardize, style
         self.moments = LatentMoments(dim, name="moments") if standardize else None
+        self.styles = WindowStyles(dim, name="styles") if style else None
         self.start_tracking(("loss",))
 
     def build(self, input_shape=None):
@@ -177,6 +239,11 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         mean, std = (np.asarray(v) for v in self.moments.moments())
         return standardized * std + mean
 
+    def draw_styles(self, n: int, seed: int) -> np.ndarray:
+        """(n, dim) standardized styles drawn from the training windows' Gaussian."""
+        mean, std = (np.asarray(v) for v in self.moments.moments())
+        return (self.styles.draw(n, np.random.default_rng([seed, 47])) - mean) / std
+
     def _loss(self, cached, seed, training):
         """`cached` the latent windows (batch, steps, channels), or (windows, beats) for a
         denoiser with a clock."""
@@ -187,12 +254,15 @@ class LatentDiffusionModel(RunningMeans, MadeOfNetworks, keras.Model):
         if self.standardize:
             if training:
                 self.moments.observe(x0)
+                if self.style:
+                    self.styles.observe(x0)
             x0 = self.moments.standardized(x0)
+        style = (ops.mean(x0, axis=1),) if self.style else ()
         batch = ops.shape(x0)[0]
         t = tf.random.stateless_uniform((batch,), seed, 1e-3, 1.0)
         eps = tf.random.stateless_normal(ops.shape(x0), seed + 1)
         a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
-        v = self.denoiser([a * x0 + s * eps, t, *beats], training=training)
+        v = self.denoiser([a * x0 + s * eps, t, *beats, *style], training=training)
         return ops.mean(ops.square(v - (a * eps - s * x0)))
 
     def train_step(self, cached):
@@ -266,8 +336,8 @@ class LatentDiffusion(OnLatents, Generates):
         c = self.config
         dim = self.upstream_family.latent_channels()
         clock = (self.upstream_family.latent_hop(), self.rate) if c.clock else None
-        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks, clock),
-                                     dim, c.standardize, name="latent_diffusion")
+        model = LatentDiffusionModel(denoiser(dim, c.channels, c.blocks, clock, c.style),
+                                     dim, c.standardize, c.style, name="latent_diffusion")
         model.build()
         self.compile(model)
         return model
@@ -276,27 +346,35 @@ class LatentDiffusion(OnLatents, Generates):
         model.compile(optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=1.0))
 
     def generate(self, model, request, progress=None):
-        up, samples = self.upstream_family, request.samples(self.rate)
-        steps = -(-samples // up.latent_hop())
+        samples = request.samples(self.rate)
+        audio = self.upstream_family.decode_in_pieces(self.upstream_model,
+                                                      self.draw_trajectories(model, request))
+        if progress:
+            progress(samples)
+        return self.finished(audio, samples)
+
+    def draw_trajectories(self, model, request) -> np.ndarray:
+        """The songs' latent trajectories (n, steps, dim) at the upstream's scale: DDIM from
+        noise, each song at its tempo and in its style."""
+        steps = -(-request.samples(self.rate) // self.upstream_family.latent_hop())
         temperature = request.temperature if request.temperature > 0 else 1.0
         noise = temperature * np.random.default_rng(request.seed).standard_normal(
             (request.n, steps, model.dim)).astype(np.float32)
         denoise_steps = int(request.controls.get("denoise_steps", self.config.denoise_steps))
         signature = [tf.TensorSpec((None, None, model.dim), tf.float32),
                      tf.TensorSpec((None,), tf.float32)]
-        beats = ()
+        told = ()   # what the denoiser hears beside x and t, in its inputs' order
         if self.config.clock:  # each song from a downbeat at its tempo
             signature.append(tf.TensorSpec((None, 2), tf.float32))
-            beats = (np.stack([self._tempos(model, request), np.zeros(request.n)],
+            told += (np.stack([self._tempos(model, request), np.zeros(request.n)],
                               axis=1).astype(np.float32),)
+        if model.style:  # each song a style of its own, kept along the whole song
+            signature.append(tf.TensorSpec((None, model.dim), tf.float32))
+            told += (model.draw_styles(request.n, request.seed),)
         denoise = self.traced(model, "denoise", lambda *inputs: model.denoiser(list(inputs)),
                               *signature)
-        trajectory = model.trajectories(
-            ddim(lambda x, t: np.asarray(denoise(x, t, *beats)), noise, denoise_steps))
-        audio = up.decode_in_pieces(self.upstream_model, trajectory)
-        if progress:
-            progress(samples)
-        return self.finished(audio, samples)
+        return model.trajectories(
+            ddim(lambda x, t: np.asarray(denoise(x, t, *told)), noise, denoise_steps))
 
     def exports(self, model):
         """The denoiser (one call of the sampler) and the upstream's decoder."""
@@ -316,7 +394,15 @@ class LatentDiffusion(OnLatents, Generates):
             notes["standardized"] = ("the sampler's x0 is standardized: x0 * std + mean per "
                                      "channel before the decoder")
             notes |= {"mean": mean, "std": std}
+        if model.style:
+            style_mean, covariance = model.styles.gaussian()
+            notes["style"] = ("(batch, channels): the song's style, a standardized window "
+                              "mean ((m - mean) / std); draw m from N(style_mean, "
+                              "style_covariance), one per song")
+            notes |= {"style_mean": style_mean.round(5).tolist(),
+                      "style_covariance": covariance.round(6).tolist()}
         clocked = ", beats (batch, 2)" if self.config.clock else ""
+        clocked += ", style (batch, channels)" if model.style else ""
         return notes | {"samples_per_step": self.upstream_family.latent_hop(),
                 "denoiser": (f"(noisy (batch, steps, {model.dim}), noise_level (batch,)"
                              f"{clocked}) -> v; schedule a = cos(pi t / 2), "
