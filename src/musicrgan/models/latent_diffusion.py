@@ -132,24 +132,36 @@ def denoiser(dim: int, channels: int, blocks: int,
                        name="denoiser")
 
 
-@keras.saving.register_keras_serializable(package="musicrgan")
-class LatentMoments(layers.Layer):
-    """Per-channel mean and standard deviation of every trajectory window trained on, counted
-    as they come (as the clock counts tempos): what standardizes the denoiser's targets and
-    scales generated trajectories back."""
+class CountedSums(layers.Layer):
+    """A count and sums (SUMS: name → shape for `dim` channels) over everything a model
+    trains on, added as batches come ("mean" aggregation: the mean of old + replicas x this
+    replica's sums adds every replica's, as ClockEmbedding counts tempos)."""
+    SUMS: dict = {}
 
     def __init__(self, dim: int, **kwargs):
         super().__init__(**kwargs)
         self.dim = int(dim)
-        # "mean" of old + replicas x this replica's sums adds every replica's (ClockEmbedding)
-        self.count, self.total, self.squares = (
-            self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name,
-                            aggregation="mean")
-            for shape, name in (((), "count"), ((self.dim,), "total"),
-                                ((self.dim,), "squares")))
+        self.count = self._sum("count", ())
+        for name, shape in self.SUMS.items():
+            setattr(self, name, self._sum(name, shape(self.dim)))
         # made whole here (no input shape to wait for): a model under a tf.distribute
         # strategy would otherwise be called on a batch to build it, before training
         self.built = True
+
+    def _sum(self, name, shape):
+        return self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name,
+                               aggregation="mean")
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package="musicrgan")
+class LatentMoments(CountedSums):
+    """Per-channel mean and standard deviation of every trajectory window trained on, counted
+    as they come (as the clock counts tempos): what standardizes the denoiser's targets and
+    scales generated trajectories back."""
+    SUMS = {"total": lambda dim: (dim,), "squares": lambda dim: (dim,)}
 
     def observe(self, x):
         rows = ops.reshape(ops.cast(x, "float32"), (-1, self.dim))
@@ -167,25 +179,13 @@ class LatentMoments(layers.Layer):
         mean, std = self.moments()
         return (x - mean) / std
 
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim}
-
 
 @keras.saving.register_keras_serializable(package="musicrgan")
-class WindowStyles(layers.Layer):
+class WindowStyles(CountedSums):
     """The Gaussian of the trajectory windows' means (each window's mean over its steps, a
     (dim,) style), counted as they come: count, sum and sum of outer products; generation
     draws songs' styles from it."""
-
-    def __init__(self, dim: int, **kwargs):
-        super().__init__(**kwargs)
-        self.dim = int(dim)
-        self.count, self.total, self.products = (
-            self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name,
-                            aggregation="mean")
-            for shape, name in (((), "count"), ((self.dim,), "total"),
-                                ((self.dim, self.dim), "products")))
-        self.built = True   # (as LatentMoments)
+    SUMS = {"total": lambda dim: (dim,), "products": lambda dim: (dim, dim)}
 
     def observe(self, x):
         means = ops.mean(ops.cast(x, "float32"), axis=1)
@@ -204,9 +204,6 @@ class WindowStyles(layers.Layer):
         mean, covariance = self.gaussian()
         return rng.multivariate_normal(mean, covariance, size=n, method="eigh").astype(
             np.float32)
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim}
 
 
 @keras.saving.register_keras_serializable(package="musicrgan")
