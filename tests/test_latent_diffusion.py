@@ -115,10 +115,10 @@ def test_each_song_keeps_a_style_drawn_like_the_training_windows():
     training windows' means, standardized for the denoiser and scaled back with the
     trajectory: with a denoiser that makes songs their style, the songs are constant along
     their steps and their levels spread as the training windows' means did."""
-    family = LatentDiffusion(LatentDiffusionConfig(channels=8, blocks=1, clock=False), 16000)
+    family = LatentDiffusion(LatentDiffusionConfig(channels=8, blocks=1, clock=False,
+                                                   style=True), 16000)
     family.attach(WaveVAE(WaveVAEConfig(latent_dim=3), 16000), None)
     model = family.build()
-    assert model.style   # by default
     rng = np.random.default_rng(3)
     for _ in range(8):
         window = windows_in_styles(rng, 500, STYLE_MEAN, STYLE_COVARIANCE)
@@ -140,8 +140,8 @@ def test_each_song_keeps_a_style_drawn_like_the_training_windows():
 
 def test_a_style_needs_standardized_trajectories():
     with pytest.raises(ConfigError, match="style needs standardize"):
-        LatentDiffusionConfig(standardize=False).validate()
-    LatentDiffusionConfig(standardize=False, style=False).validate()
+        LatentDiffusionConfig(standardize=False, style=True).validate()
+    LatentDiffusionConfig(standardize=False).validate()   # no style by default
 
 
 def gaussian_denoiser(variance):

@@ -22,7 +22,7 @@ With `clock` (the default) the denoiser also hears the beat clock at each latent
 training windows come with their beat grid from the corpus, and generation gives every song
 a tempo (`--bpm`, or one of the training corpus's tempos) from a downbeat.
 
-With `style` (the default) every block also hears the window's standardized mean over its
+With `style` (an option) every block also hears the window's standardized mean over its
 steps, a loop-level style vector: the denoiser's reach is under a second, so without it
 every song averaged the corpus's character and songs were alike (loudness within ±0.2 LU
 of each other, the corpus's loops ±1.5). Generation draws each song's style from the
@@ -69,9 +69,10 @@ class LatentDiffusionConfig(LatentsConfig):
     standardize: bool = True
     # the denoiser hears its window's mean (standardized), a loop-level style: generation
     # draws one per song from the Gaussian of the training windows' (WindowStyles), so
-    # songs differ from each other as the corpus's loops do (docs/compare.md,
+    # songs differ from each other as the corpus's loops do. Off by default: as near the
+    # corpus as without it over two wave-vaes, twice as far over a third (docs/compare.md,
     # "latent-diffusion hears a loop-level style")
-    style: bool = True
+    style: bool = False
     batch_size: int = 16
     learning_rate: float = 1e-3
 
