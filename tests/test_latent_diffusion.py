@@ -4,7 +4,6 @@ it learns (validation loss on fixed noise falls), its step count is a control of
 and it hears the corpus's beat clock (generate --bpm) and its style."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -104,8 +103,7 @@ def test_window_styles_are_the_gaussian_of_the_window_means():
 def style_keeping_denoiser(inputs):
     """The exact denoiser of songs that are their style at every step (x0 = style)."""
     x, t, style = inputs
-    a = ops.reshape(ops.cos(0.5 * math.pi * t), (-1, 1, 1))
-    s = ops.reshape(ops.sin(0.5 * math.pi * t), (-1, 1, 1))
+    a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
     x0 = style[:, None, :]
     return a * (x - a * x0) / s - s * x0
 
