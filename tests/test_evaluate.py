@@ -168,6 +168,10 @@ def test_compare_trains_evaluates_and_reports_every_family(compared):
     assert f"best: {summary['best']}" in proc.stdout
     r = summary["results"]["fft-lstm"]
     assert r["epochs"] >= 1 and r["training_seconds"] > 0
+    # the budget, not early stopping, ends every run a compare trains
+    for name in ("fft-lstm", "vqvae+code-prior/vqvae", "vqvae+code-prior/code-prior"):
+        assert yaml.safe_load((out / "runs" / name / "config.yaml").read_text())[
+            "config"]["patience"] == 0
     assert (out / "runs" / "fft-lstm" / "history.csv").is_file()
     # the chain: a code-prior trained on the latents of the vqvae beside it, both stages and
     # the encoding between them counted in its training time and parameters
@@ -209,6 +213,15 @@ def test_compare_resumes_without_training_again(compared, techno):
     after = {n: json.loads((out / "runs" / n / "state.json").read_text())["epochs_done"]
              for n in before}
     assert after == before
+
+
+def test_compare_keeps_early_stopping_a_config_asks_for(techno, tmp_path):
+    from musicrgan.compare import _open
+    config = yaml.safe_load(Path(tiny("fft-lstm")).read_text())
+    asked = _open(tmp_path / "asked", "fft-lstm", Path(techno),
+                  {"fft-lstm": config | {"patience": 3}})
+    plain = _open(tmp_path / "plain", "fft-lstm", Path(techno), {"fft-lstm": config})
+    assert (asked.family.config.patience, plain.family.config.patience) == (3, 0)
 
 
 def test_compare_bad_arguments(techno, tmp_path, capsys):

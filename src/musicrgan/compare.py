@@ -115,7 +115,11 @@ def _open(folder: Path, family: str, data: Path, configs: dict, upstream: Run | 
           entry: str | None = None):
     if (folder / CONFIG).exists():
         return Run(folder)
-    config = configs.get(f"{entry}:{family}", configs.get(family))
+    config = dict(configs.get(f"{entry}:{family}", configs.get(family)) or {})
+    # the budget ends training, as in the demo, unless the config asks for early stopping:
+    # patience 5 on val_frechet, which swings by 10-15 between epochs, ended 30-minute
+    # chains after 16-18 minutes (docs/compare.md, "A compare trains its whole budget")
+    config.setdefault("patience", 0)
     return Run.create(folder, family, None if upstream else data, config,
                       upstream=upstream.path if upstream else None)
 
