@@ -160,6 +160,13 @@ def test_ddim_with_the_exact_denoiser_of_gaussian_data_draws_their_variance():
     assert drawn[20] < drawn[50] < drawn[200]
 
 
+def gaussian_data_denoiser(inputs):
+    """gaussian_denoiser(0.25) in graph ops, as the model's denoiser is called."""
+    x, t = inputs
+    a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
+    return a * s * 0.75 * x / (a * a * 0.25 + s * s)
+
+
 def test_songs_start_from_noise_at_the_default_temperature():
     """A request without a temperature draws as one at 1.15 (a trained denoiser's 50-step
     draws were 0.87 of the training spread); the sampler is linear in its start noise for a
@@ -168,18 +175,10 @@ def test_songs_start_from_noise_at_the_default_temperature():
                                                    standardize=False), 16000)
     family.attach(WaveVAE(WaveVAEConfig(latent_dim=3), 16000), None)
     model = family.build()
-
-    def gaussian_data_denoiser(inputs):  # gaussian_denoiser(0.25), in graph ops
-        x, t = inputs
-        a, s = (ops.reshape(v, (-1, 1, 1)) for v in cosine_schedule(t))
-        return a * s * 0.75 * x / (a * a * 0.25 + s * s)
     model.denoiser = gaussian_data_denoiser
-
-    def draw(temperature):
-        return family.draw_trajectories(model, family.checked(GenerationRequest(
-            n=64, seconds=0.1, seed=2, temperature=temperature)))
-    default, unit = draw(None), draw(1.0)
-    np.testing.assert_allclose(default, draw(1.15), rtol=1e-5)
+    default, unit, hot = (family.draw_trajectories(model, family.checked(GenerationRequest(
+        n=64, seconds=0.1, seed=2, temperature=t))) for t in (None, 1.0, 1.15))
+    np.testing.assert_allclose(default, hot, rtol=1e-5)
     assert default.std() / unit.std() == pytest.approx(1.15, rel=1e-3)
 
 
